@@ -1,0 +1,502 @@
+"""Measure search quality: nDCG@10 and recall@100 per morphology class.
+
+The protocol follows AION-Search (Parker et al. 2025) so numbers can be
+compared with theirs:
+
+* **Pool.** For the Galaxy Zoo 2 (GZ2) classes, the galaxies of the
+  validation split (``split_of(id) == "val"``, never seen in training) whose
+  votes for the class are known (37-column rows for spiral and bar, 17- or
+  37-column rows otherwise). For the DECaLS rings, all 236 DECaLS galaxies
+  (never used in training: a transfer test on another survey). For
+  "injected lens", the validation smooth galaxies, with simulated arcs
+  (`~astro_semsearch.training.lensing.ArcInjector`, a seed different from
+  training's) injected into a random 3 % of them. That class is synthetic:
+  it measures whether the model learned the *simulated* arcs.
+* **Relevance.** ``rel`` in [0, 1] is the Galaxy Zoo weighted vote fraction
+  of the class's answer (e.g. ``Class4.1`` for spiral); 0/1 for the DECaLS
+  ring tags and for the injected lenses.
+* **nDCG@10.** Gain ``2**rel - 1``, discount ``log2(rank + 1)``, normalised
+  by the ideal DCG@10 of the *whole pool* (`ndcg_at_k`).
+* **recall@100.** Fraction of the relevant objects (``rel > 0.5``; their
+  number is ``n_rel``) that appear in the top 100 (`recall_at_k`).
+* **Methods.** *text*: rank the pool by cosine similarity to the embedded
+  query; the score is the mean over several phrasings per class
+  (``data/eval_queries.toml``, written independently of the training
+  captions). *image*: rank by similarity to the image of one of the 5 most
+  confident members (each excluded from its own ranking and from its own
+  ideal DCG), mean over the 5. *random*: the exact expected value for a
+  uniformly random ranking.
+
+Examples
+--------
+>>> from astro_semsearch.evaluation import ndcg_at_k
+>>> ndcg_at_k([1.0, 0.0], [0.0, 1.0], k=2)
+1.0
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["CLASSES", "EvalClass", "ndcg_at_k", "recall_at_k", "expected_random", "load_queries", "evaluate",
+           "to_markdown", "to_rst", "add_cli"]
+
+#: Objects with ``rel`` above this count as relevant for recall and ``n_rel``.
+RELEVANT = 0.5
+
+#: Default location of the evaluation queries (in the source tree).
+DEFAULT_QUERIES = Path(__file__).resolve().parent.parent / "data" / "eval_queries.toml"
+
+
+@dataclass(frozen=True)
+class EvalClass:
+    """One query class: its id, display name and where its relevance comes from."""
+
+    id: str
+    name: str
+    source: str          # "gz2", "decals" or "injected"
+    column: str | None   # the GZ2 vote-fraction column (or DECaLS column)
+    needs_37: bool = False
+
+
+#: The query classes, in table order.
+CLASSES: tuple[EvalClass, ...] = (
+    EvalClass("spiral", "spiral", "gz2", "Class4.1", needs_37=True),
+    EvalClass("edge_on", "edge-on", "gz2", "Class2.1"),
+    EvalClass("bar", "bar", "gz2", "Class3.1", needs_37=True),
+    EvalClass("smooth", "round/smooth", "gz2", "Class1.1"),
+    EvalClass("merger", "merger", "gz2", "Class8.6"),
+    EvalClass("ring", "ring", "gz2", "Class8.1"),
+    EvalClass("irregular", "irregular", "gz2", "Class8.4"),
+    EvalClass("disturbed", "disturbed", "gz2", "Class8.3"),
+    EvalClass("lens", "lens/arc", "gz2", "Class8.2"),
+    EvalClass("dust_lane", "dust lane", "gz2", "Class8.7"),
+    EvalClass("decals_ring", "DECaLS ring", "decals", "ring"),
+    EvalClass("injected_lens", "injected lens (synthetic)", "injected", None),
+)
+
+_COLUMNS = ["class", "n_pool", "n_rel", "ndcg10_text", "ndcg10_image", "ndcg10_random",
+            "recall100_text", "recall100_image", "recall100_random"]
+
+
+# ---------------------------------------------------------------------------
+# Pure metrics
+
+def _gains(rel) -> np.ndarray:
+    return np.exp2(np.clip(np.asarray(rel, dtype=float), 0.0, None)) - 1.0
+
+
+def _discounts(n: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, n + 2))
+
+
+def ndcg_at_k(rel_in_ranked_order: Sequence[float], all_rel: Sequence[float], k: int = 10) -> float:
+    """Normalised discounted cumulative gain at rank ``k``.
+
+    ``DCG@k = sum_{i=1..k} (2**rel_i - 1) / log2(i + 1)`` over the ranking,
+    divided by the same sum for the ideal ordering of *all* pool relevances
+    (so a ranking that never shows the best objects is penalised even when
+    its own top ``k`` looks fine).
+
+    Parameters
+    ----------
+    rel_in_ranked_order : sequence of float
+        Relevance of the returned objects, best-ranked first (at least the
+        first ``k``; more are ignored).
+    all_rel : sequence of float
+        Relevance of every object in the pool (defines the ideal DCG).
+    k : int
+        Cut-off rank.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when no object in the pool is relevant (ideal DCG 0).
+
+    Examples
+    --------
+    >>> ndcg_at_k([1, 0, 0], [0, 0, 1], k=3)
+    1.0
+    >>> round(ndcg_at_k([0, 1], [1, 0], k=2), 4)  # 1/log2(3)
+    0.6309
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    ranked = np.asarray(rel_in_ranked_order, dtype=float)[:k]
+    ideal = np.sort(np.asarray(all_rel, dtype=float))[::-1][:k]
+    idcg = float((_gains(ideal) * _discounts(len(ideal))).sum())
+    if idcg <= 0:
+        return float("nan")
+    dcg = float((_gains(ranked) * _discounts(len(ranked))).sum())
+    return dcg / idcg
+
+
+def recall_at_k(rel_in_ranked_order: Sequence[float], all_rel: Sequence[float], k: int = 100,
+                threshold: float = RELEVANT) -> float:
+    """Fraction of the relevant objects (``rel > threshold``) found in the top ``k``.
+
+    Examples
+    --------
+    >>> recall_at_k([1, 0, 1], [1, 0, 1, 1], k=2)
+    0.3333333333333333
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    n_rel = int((np.asarray(all_rel, dtype=float) > threshold).sum())
+    if n_rel == 0:
+        return float("nan")
+    found = int((np.asarray(rel_in_ranked_order, dtype=float)[:k] > threshold).sum())
+    return found / n_rel
+
+
+def expected_random(all_rel: Sequence[float], k_ndcg: int = 10, k_recall: int = 100,
+                    threshold: float = RELEVANT) -> tuple[float, float]:
+    """Exact expected nDCG@k and recall@k of a uniformly random ranking.
+
+    Every rank holds, on average, the mean gain of the pool, and a random
+    top ``k`` holds a fraction ``k / N`` of the relevant objects.
+
+    Examples
+    --------
+    >>> nd, rc = expected_random([1, 0, 0, 0], k_ndcg=1, k_recall=2)
+    >>> nd, rc
+    (0.25, 0.5)
+    """
+    rel = np.asarray(all_rel, dtype=float)
+    n = len(rel)
+    if n == 0:
+        return float("nan"), float("nan")
+    ideal = np.sort(rel)[::-1][:k_ndcg]
+    idcg = float((_gains(ideal) * _discounts(len(ideal))).sum())
+    edcg = float(_gains(rel).mean() * _discounts(min(k_ndcg, n)).sum())
+    nd = edcg / idcg if idcg > 0 else float("nan")
+    n_rel = int((rel > threshold).sum())
+    rc = min(k_recall, n) / n if n_rel else float("nan")
+    return nd, rc
+
+
+# ---------------------------------------------------------------------------
+# Queries
+
+def load_queries(queries: str | os.PathLike | Mapping[str, Sequence[str]] | None = None) -> dict[str, list[str]]:
+    """Read the per-class query phrasings (a TOML file ``class_id = [...]`` or a mapping)."""
+    if queries is None:
+        queries = DEFAULT_QUERIES
+    if isinstance(queries, Mapping):
+        data = dict(queries)
+    else:
+        path = Path(queries)
+        if not path.is_file():
+            raise FileNotFoundError(f"query file {path} not found (pass queries= / --queries with a TOML file "
+                                    "mapping class ids to lists of phrasings)")
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ValueError(f"queries for class {key!r} must be a non-empty list of strings")
+        out[str(key)] = list(value)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Evaluation
+
+def _rank_metrics(scores: np.ndarray, rel: np.ndarray, k_ndcg: int, k_recall: int) -> tuple[float, float]:
+    order = np.argsort(-scores, kind="stable")
+    ranked = rel[order]
+    return ndcg_at_k(ranked, rel, k_ndcg), recall_at_k(ranked, rel, k_recall)
+
+
+def _class_metrics(emb: np.ndarray, rel: np.ndarray, text_vecs: np.ndarray | None, n_image_queries: int,
+                   k_recall: int, rng: np.random.Generator) -> dict:
+    """Metrics of one class given the pool embeddings and relevances."""
+    row = {"n_pool": len(rel), "n_rel": int((rel > RELEVANT).sum())}
+    # Text: mean over phrasings.
+    if text_vecs is not None and len(text_vecs):
+        res = np.array([_rank_metrics(emb @ q, rel, 10, k_recall) for q in text_vecs])
+        row["per_query_ndcg10"] = [round(float(v), 4) for v in res[:, 0]]
+        row["ndcg10_text"], row["recall100_text"] = (float(np.nanmean(res[:, i])) if np.isfinite(res[:, i]).any()
+                                                     else float("nan") for i in range(2))
+    else:
+        row["ndcg10_text"] = row["recall100_text"] = float("nan")
+    # Image: the most confident members, random tie-break, each excluded from its own ranking.
+    tie = rng.random(len(rel))
+    top = np.lexsort((tie, -rel))[:n_image_queries]
+    top = top[rel[top] > 0]
+    res = []
+    for q in top:
+        keep = np.ones(len(rel), dtype=bool)
+        keep[q] = False
+        res.append(_rank_metrics(emb[keep] @ emb[q], rel[keep], 10, k_recall))
+    res = np.array(res, dtype=float).reshape(-1, 2)
+    for i, name in enumerate(("ndcg10_image", "recall100_image")):
+        row[name] = float(np.nanmean(res[:, i])) if np.isfinite(res[:, i]).any() else float("nan")
+    row["ndcg10_random"], row["recall100_random"] = expected_random(rel, 10, k_recall)
+    return row
+
+
+def _embed(model, images: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
+    if len(images) == 0:
+        return np.zeros((0, model.dim), dtype=np.float32)
+    return np.asarray(model.embed_images(images, batch_size=batch_size, progress=progress), dtype=np.float32)
+
+
+def evaluate(model=None, *, gz2_root: str | os.PathLike = "../shared/data/gz2",
+             decals_root: str | os.PathLike | None = "../shared/data/decals_rings", split: str = "val",
+             queries: str | os.PathLike | Mapping[str, Sequence[str]] | None = None, k_recall: int = 100,
+             seed: int = 0, classes: Sequence[str] | None = None, lens_fraction: float = 0.03,
+             n_image_queries: int = 5, batch_size: int = 256, progress: bool = False):
+    """Evaluate text and image-similarity search on a labelled split.
+
+    Parameters
+    ----------
+    model : GalaxyModel, str or path, optional
+        A model object, or a name/directory for `~astro_semsearch.load_model`
+        (default: the shipped default model).
+    gz2_root : path-like
+        Galaxy Zoo 2 data directory (``labels.csv`` + ``images/``).
+    decals_root : path-like or None
+        DECaLS ring set; None or a missing directory skips that class.
+    split : {"val", "train"}
+        Which split of GZ2 to evaluate on. Use "val": training never sees it.
+    queries : path-like or mapping, optional
+        Query phrasings per class id (default ``data/eval_queries.toml``).
+    k_recall : int
+        Cut-off of the recall column (100 by default).
+    seed : int
+        Seeds the injected-lens subset/arcs and the image-query tie-breaks.
+    classes : sequence of str, optional
+        Restrict to these class ids (see `CLASSES`).
+    lens_fraction : float
+        Fraction of the smooth pool that receives injected arcs.
+    n_image_queries : int
+        Number of most-confident members used as image queries.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        One row per class with columns ``class, n_pool, n_rel, ndcg10_text,
+        ndcg10_image, ndcg10_random, recall100_text, recall100_image,
+        recall100_random``; ``meta`` holds the model name and fingerprint,
+        the split, the date, the seed, the run time and the text nDCG@10 of
+        each query phrasing (``text_ndcg10_per_query``).
+
+    Examples
+    --------
+    .. code-block:: python
+
+        from astro_semsearch.evaluation import evaluate
+        table = evaluate(gz2_root="../shared/data/gz2", decals_root="../shared/data/decals_rings")
+        table.pprint_all()
+    """
+    from astropy.table import Table
+
+    from .training.data import load_decals, load_gz2, load_images, split_of
+
+    t_start = time.perf_counter()
+    if split not in ("val", "train"):
+        raise ValueError(f"split must be 'val' or 'train', got {split!r}")
+    if not 0 < lens_fraction < 1:
+        raise ValueError(f"lens_fraction must be in (0, 1), got {lens_fraction}")
+    if model is None or isinstance(model, (str, os.PathLike)):
+        from .model import load_model
+
+        model = load_model(model)
+    wanted = {c.id for c in CLASSES} if classes is None else set(classes)
+    unknown = wanted - {c.id for c in CLASSES}
+    if unknown:
+        raise ValueError(f"unknown class ids {sorted(unknown)}; known: {[c.id for c in CLASSES]}")
+    qmap = load_queries(queries)
+    size = 80  # the preloaded training resolution; the model crops the central 80 % itself
+    rng = np.random.default_rng(seed)
+
+    gz2 = load_gz2(gz2_root)
+    in_split = np.array([split_of(g) == split for g in gz2["galaxy_id"]], dtype=bool)
+    voted = np.asarray(gz2["n_vote_columns"]) > 0
+    want_gz2 = any(c.source == "gz2" and c.id in wanted for c in CLASSES)
+    want_lens = "injected_lens" in wanted
+    if want_lens:
+        try:
+            import lenstronomy  # noqa: F401
+        except ImportError:
+            import warnings
+
+            # lenstronomy is an optional dependency (the "train" extra).
+            warnings.warn("lenstronomy is not installed: skipping the 'injected lens' class "
+                          "(pip install 'astro_semsearch[train]')", stacklevel=2)
+            want_lens = False
+            wanted.discard("injected_lens")
+    host = np.zeros(len(gz2), dtype=bool)
+    if want_lens:
+        from .training.lensing import is_lens_host
+
+        cols = ["Class1.1", "coarse_label"]
+        host = np.array([is_lens_host({c: gz2[c][i] for c in cols}) for i in range(len(gz2))], dtype=bool)
+    need = in_split & ((voted & want_gz2) | host)
+    rows = np.flatnonzero(need)
+    images = load_images(list(gz2["path"][rows]), size=size, progress=progress) if len(rows) else \
+        np.zeros((0, size, size, 3), np.uint8)
+    emb_all = _embed(model, images, batch_size, progress)
+    pos = {r: i for i, r in enumerate(rows)}  # table row -> embedding row
+
+    # Text queries: embed every phrasing once.
+    all_q = sorted({q for c in CLASSES if c.id in wanted for q in qmap.get(c.id, [])})
+    qvec = dict(zip(all_q, model.embed_text(all_q))) if all_q else {}
+
+    results = []
+    per_query: dict[str, dict[str, float]] = {}
+    for c in CLASSES:
+        if c.id not in wanted:
+            continue
+        text_vecs = np.array([qvec[q] for q in qmap.get(c.id, [])]) if qmap.get(c.id) else None
+        if c.source == "gz2":
+            n_cols = np.asarray(gz2["n_vote_columns"])
+            sel = in_split & voted & np.isfinite(np.asarray(gz2[c.column], dtype=float))
+            if c.needs_37:
+                sel &= n_cols == 37
+            idx = np.flatnonzero(sel)
+            emb = emb_all[[pos[i] for i in idx]] if len(idx) else np.zeros((0, model.dim), np.float32)
+            rel = np.clip(np.asarray(gz2[c.column], dtype=float)[idx], 0, 1)
+        elif c.source == "decals":
+            if decals_root is None or not (Path(decals_root) / "labels.csv").is_file():
+                import warnings
+
+                warnings.warn(f"DECaLS ring set not found at {decals_root}; skipping that class", stacklevel=2)
+                continue
+            dec = load_decals(decals_root)
+            emb = _embed(model, load_images(list(dec["path"]), size=size), batch_size, False)
+            rel = np.asarray(dec[c.column], dtype=float)
+        else:  # injected lenses
+            from .training.lensing import ArcInjector
+
+            idx = np.flatnonzero(in_split & host)
+            if len(idx) == 0:
+                continue
+            emb = emb_all[[pos[i] for i in idx]].copy()
+            n_inj = max(1, int(round(lens_fraction * len(idx))))
+            chosen = rng.choice(len(idx), size=n_inj, replace=False)
+            # A seed far from training's, so these arcs are not the training arcs.
+            injector = ArcInjector(seed=10_000 + seed, size=size)
+            lensed = injector.inject(images[[pos[idx[j]] for j in chosen]], injector.arcs(n_inj))
+            emb[chosen] = _embed(model, lensed, batch_size, False)
+            rel = np.zeros(len(idx))
+            rel[chosen] = 1.0
+        if len(rel) == 0:
+            continue
+        row = _class_metrics(emb, rel, text_vecs, n_image_queries, k_recall, rng)
+        row["class"] = c.name
+        per_query[c.name] = dict(zip(qmap.get(c.id, []), row.pop("per_query_ndcg10", [])))
+        results.append(row)
+
+    table = Table(rows=[[r[k] for k in _COLUMNS] for r in results], names=_COLUMNS,
+                  dtype=[str, int, int] + [float] * 6) if results else Table(names=_COLUMNS,
+                                                                           dtype=[str, int, int] + [float] * 6)
+    for name in _COLUMNS[3:]:
+        table[name].format = ".3f"
+    if k_recall != 100:
+        table.meta["note"] = f"recall columns are recall@{k_recall}"
+    table.meta.update({
+        "model": getattr(model, "name", type(model).__name__),
+        "model_sha256": getattr(model, "fingerprint", ""),
+        "split": split,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        "k_recall": k_recall,
+        "relevance": {c.name: (c.column if c.source != "injected" else "injected arcs (0/1)")
+                      for c in CLASSES if c.id in wanted},
+        "protocol": "nDCG@10: gain 2**rel-1, log2(rank+1) discount, ideal DCG over the whole pool; "
+                    f"recall@{k_recall}: rel > {RELEVANT}; text = mean over query phrasings; image = mean over the "
+                    f"{n_image_queries} most confident members (self excluded); random = exact expectation. "
+                    "'injected lens' is synthetic (simulated arcs).",
+        "text_ndcg10_per_query": per_query,
+        "run_time_s": round(time.perf_counter() - t_start, 1),
+    })
+    return table
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+
+def _fmt(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "—" if not np.isfinite(v) else f"{v:.3f}"
+    return str(v)
+
+
+def to_markdown(table) -> str:
+    """The evaluation table as a GitHub-flavoured Markdown table."""
+    names = table.colnames
+    lines = ["| " + " | ".join(names) + " |", "|" + "|".join("---" for _ in names) + "|"]
+    for row in table:
+        lines.append("| " + " | ".join(_fmt(row[n]) for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_rst(table) -> str:
+    """The evaluation table as an RST ``list-table`` (for the docs)."""
+    names = table.colnames
+    out = [".. list-table::", "   :header-rows: 1", ""]
+    for cells in [names] + [[_fmt(row[n]) for n in names] for row in table]:
+        out.append("   * - " + cells[0])
+        out.extend("     - " + c for c in cells[1:])
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Command line
+
+def _run(args: argparse.Namespace) -> int:
+    decals = args.decals
+    if decals is None:
+        guess = Path(args.data).parent / "decals_rings"
+        decals = guess if (guess / "labels.csv").is_file() else None
+    table = evaluate(args.model, gz2_root=args.data, decals_root=decals, split=args.split, queries=args.queries,
+                     seed=args.seed, classes=args.classes, progress=not args.quiet)
+    table.pprint_all()
+    if args.per_query:
+        for cls, scores in table.meta["text_ndcg10_per_query"].items():
+            for query, v in scores.items():
+                print(f"  {cls:>26s}  {_fmt(v):>6s}  {query}")
+    print(f"model {table.meta['model']} ({table.meta['model_sha256'][:12]}), split {table.meta['split']}, "
+          f"{table.meta['run_time_s']} s")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.write(out, format="ascii.ecsv", overwrite=True)
+        out.with_suffix(".md").write_text(to_markdown(table))
+        out.with_suffix(".rst").write_text(to_rst(table))
+        print(f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.rst')}", file=sys.stderr)
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Register ``astro-semsearch evaluate``."""
+    p = subparsers.add_parser(
+        "evaluate", help="measure nDCG@10 / recall@100 of text and image search on a labelled split",
+        description="Evaluate a model on the Galaxy Zoo 2 validation split (and the DECaLS ring set): "
+                    "nDCG@10 and recall@100 for text search, image-similarity search and a random ranking.")
+    p.add_argument("--data", required=True, help="Galaxy Zoo 2 directory (labels.csv + images/), "
+                                                 "e.g. ../shared/data/gz2")
+    p.add_argument("--model", default=None, help="model name or directory (default: the shipped model)")
+    p.add_argument("--out", default=None, help="write the table here as ECSV (plus .md and .rst beside it)")
+    p.add_argument("--decals", default=None, help="DECaLS ring directory (default: decals_rings beside --data)")
+    p.add_argument("--queries", default=None, help="TOML file of query phrasings per class")
+    p.add_argument("--split", default="val", choices=["val", "train"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classes", nargs="+", default=None, metavar="ID",
+                   help=f"only these class ids ({', '.join(c.id for c in CLASSES)})")
+    p.add_argument("--per-query", action="store_true", help="also print the text nDCG@10 of every query phrasing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)

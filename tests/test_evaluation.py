@@ -1,0 +1,214 @@
+"""Tests for the evaluation protocol (astro_semsearch.evaluation)."""
+import argparse
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from astro_semsearch.evaluation import (
+    CLASSES,
+    evaluate,
+    expected_random,
+    load_queries,
+    ndcg_at_k,
+    recall_at_k,
+    to_markdown,
+    to_rst,
+)
+from astro_semsearch.training.data import GZ2_COLUMNS, split_of
+
+# ---------------------------------------------------------------------------
+# Pure metrics against hand-worked examples
+
+
+def test_ndcg_perfect_and_reversed():
+    rel = [1.0, 0.5, 0.0]
+    assert ndcg_at_k(rel, rel, k=3) == pytest.approx(1.0)
+    # By hand: gains 2**rel - 1 = 1, 0.41421, 0; discounts 1, 1/log2(3)=0.63093, 0.5.
+    # ideal DCG = 1 + 0.41421 * 0.63093 = 1.26134
+    # reversed DCG = 0 + 0.41421 * 0.63093 + 1 * 0.5 = 0.76134 -> nDCG = 0.60360
+    assert ndcg_at_k(rel[::-1], rel, k=3) == pytest.approx(0.76134 / 1.26134, abs=1e-4)
+    assert ndcg_at_k(rel[::-1], rel, k=3) == pytest.approx(0.6036, abs=1e-4)
+
+
+def test_ndcg_ideal_is_over_the_whole_pool():
+    # The top-2 holds the only two items it shows, but the pool has a better one.
+    ranked = [0.5, 0.5]
+    pool = [1.0, 0.5, 0.5, 0.0]
+    # DCG = 0.41421 * (1 + 0.63093) = 0.67555; IDCG = 1 + 0.41421 * 0.63093 = 1.26134
+    assert ndcg_at_k(ranked, pool, k=2) == pytest.approx(0.67555 / 1.26134, abs=1e-4)
+    assert ndcg_at_k([1, 0], pool, k=1) == pytest.approx(1.0)
+    assert math.isnan(ndcg_at_k([0, 0], [0, 0], k=2))
+    with pytest.raises(ValueError):
+        ndcg_at_k([1], [1], k=0)
+
+
+def test_recall():
+    pool = [0.9, 0.6, 0.2, 0.8, 0.0]  # three relevant (> 0.5)
+    assert recall_at_k([0.9, 0.2, 0.6], pool, k=2) == pytest.approx(1 / 3)
+    assert recall_at_k([0.9, 0.2, 0.6, 0.8], pool, k=4) == pytest.approx(1.0)
+    assert recall_at_k([0.5, 0.2], [0.5, 0.2], k=1) != recall_at_k([0.5, 0.2], [0.5, 0.2], k=1)  # NaN: none > 0.5
+
+
+def test_expected_random_matches_simulation():
+    rng = np.random.default_rng(0)
+    rel = np.concatenate([rng.random(20), np.zeros(180)])
+    nd, rc = expected_random(rel, k_ndcg=10, k_recall=50)
+    sims = [(ndcg_at_k(p, rel, 10), recall_at_k(p, rel, 50)) for p in (rng.permutation(rel) for _ in range(3000))]
+    sim_nd, sim_rc = np.mean(sims, axis=0)
+    assert nd == pytest.approx(sim_nd, rel=0.05)
+    assert rc == pytest.approx(sim_rc, abs=0.02)
+    assert rc == pytest.approx(0.25)
+
+
+def test_load_queries_default_and_validation(tmp_path):
+    q = load_queries()
+    assert {c.id for c in CLASSES} <= set(q)
+    assert all(len(v) >= 2 for v in q.values())
+    bad = tmp_path / "q.toml"
+    bad.write_text('spiral = [""]\n')
+    with pytest.raises(ValueError):
+        load_queries(bad)
+    with pytest.raises(FileNotFoundError):
+        load_queries(tmp_path / "missing.toml")
+
+
+# ---------------------------------------------------------------------------
+# End to end on a tiny fake Galaxy Zoo directory
+
+
+def _ids(n_val, n_train):
+    val, train = [], []
+    i = 100000
+    while len(val) < n_val or len(train) < n_train:
+        (val if split_of(i) == "val" else train).append(i)
+        i += 1
+    return val[:n_val], train[:n_train]
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory):
+    """40 val + 10 train galaxies (37 vote columns); PNG brightness encodes the spiral fraction."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("gz2")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(1)
+    val, train = _ids(40, 10)
+    rows = []
+    for gid in val + train:
+        spiral = float(rng.choice([0.0, 0.1, 0.3, 0.6, 0.9]) + rng.uniform(0, 0.05))
+        votes = {c: float(rng.uniform(0, 0.2)) for c in GZ2_COLUMNS}
+        votes["Class4.1"] = spiral
+        votes["Class1.1"] = float(rng.uniform(0, 1))  # some lens hosts
+        level = int(round(40 + 200 * spiral))
+        img = np.full((40, 40, 3), level, dtype=np.uint8)
+        Image.fromarray(img).save(root / "images" / f"{gid}.png")
+        rows.append({"file": f"images/{gid}.png", "galaxy_id": gid, "coarse_label": "", "n_vote_columns": 37,
+                     **votes})
+    Table(rows=rows).write(root / "labels.csv", format="ascii.csv")
+
+    dec = tmp_path_factory.mktemp("decals")
+    (dec / "images").mkdir()
+    drows = []
+    for i in range(12):
+        ring = i % 2
+        Image.fromarray(np.full((40, 40, 3), 60 + 120 * ring, dtype=np.uint8)).save(dec / "images" / f"D{i}.png")
+        drows.append({"iauname": f"D{i}", "ra": 10.0 + i, "dec": -1.0, "ring": ring, "file": f"images/D{i}.png"})
+    Table(rows=drows).write(dec / "labels.csv", format="ascii.csv")
+    return root, dec, val
+
+
+class OracleModel:
+    """A stand-in encoder whose image embedding follows the image brightness.
+
+    Text queries mentioning "spiral" or "ring" point along brightness, so a
+    correct pipeline must rank the spiral pool perfectly (text nDCG = 1).
+    """
+
+    name = "oracle"
+    fingerprint = "0" * 64
+    dim = 2
+
+    def embed_images(self, images, batch_size=256, progress=False):
+        b = np.asarray(images, dtype=float).mean(axis=(1, 2, 3)) / 255.0
+        v = np.stack([b, 1 - b], 1)
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    def embed_text(self, texts, batch_size=256):
+        return np.array([[1.0, 0.0] if ("spiral" in t or "ring" in t) else [0.0, 1.0] for t in texts],
+                        dtype=np.float32)
+
+
+QUERIES = {c.id: ["spiral galaxy", "a galaxy with arms"] if c.id == "spiral" else ["ring"] for c in CLASSES}
+
+
+def test_evaluate_with_oracle(fake_data):
+    root, dec, val = fake_data
+    t = evaluate(OracleModel(), gz2_root=root, decals_root=dec, queries=QUERIES, seed=0)
+    assert t.colnames == ["class", "n_pool", "n_rel", "ndcg10_text", "ndcg10_image", "ndcg10_random",
+                          "recall100_text", "recall100_image", "recall100_random"]
+    rows = {r["class"]: r for r in t}
+    sp = rows["spiral"]
+    assert sp["n_pool"] == len(val)  # only the val split, never train
+    labels = Table.read(root / "labels.csv", format="ascii.csv")
+    in_val = np.isin(labels["galaxy_id"], val)
+    assert sp["n_rel"] == int((labels["Class4.1"][in_val] > 0.5).sum())
+    # Query 1 ("spiral galaxy") ranks by brightness = perfectly; query 2 points the other way.
+    ideal = ndcg_at_k(np.sort(labels["Class4.1"][in_val])[::-1], labels["Class4.1"][in_val], 10)
+    worst = ndcg_at_k(np.sort(labels["Class4.1"][in_val]), labels["Class4.1"][in_val], 10)
+    assert ideal == pytest.approx(1.0)
+    assert sp["ndcg10_text"] == pytest.approx(np.mean([ideal, worst]), abs=1e-3)  # ties from 8-bit pixels
+    pq = t.meta["text_ndcg10_per_query"]["spiral"]
+    assert pq["spiral galaxy"] == pytest.approx(1.0, abs=1e-3) and pq["a galaxy with arms"] < 0.5
+    # Image queries (bright = confident spirals) also find spirals better than random.
+    assert sp["ndcg10_image"] > sp["ndcg10_random"]
+    # DECaLS rings: brightness encodes the ring tag, "ring" query -> perfect.
+    assert rows["DECaLS ring"]["ndcg10_text"] == pytest.approx(1.0)
+    assert rows["DECaLS ring"]["recall100_text"] == pytest.approx(1.0)
+    assert rows["DECaLS ring"]["n_pool"] == 12 and rows["DECaLS ring"]["n_rel"] == 6
+    if importlib.util.find_spec("lenstronomy") is not None:
+        inj = rows["injected lens (synthetic)"]
+        assert inj["n_rel"] >= 1 and inj["n_pool"] <= len(val)
+    for name in t.colnames[3:]:
+        vals = np.asarray(t[name], dtype=float)
+        assert np.all((vals[np.isfinite(vals)] >= 0) & (vals[np.isfinite(vals)] <= 1 + 1e-9))
+    assert t.meta["model"] == "oracle" and t.meta["split"] == "val"
+    assert "| class |" in to_markdown(t) and ".. list-table::" in to_rst(t)
+    # Deterministic.
+    t2 = evaluate(OracleModel(), gz2_root=root, decals_root=dec, queries=QUERIES, seed=0)
+    np.testing.assert_array_equal(np.asarray(t["ndcg10_image"]), np.asarray(t2["ndcg10_image"]))
+
+
+def test_evaluate_validates(fake_data):
+    root, dec, _ = fake_data
+    with pytest.raises(ValueError, match="unknown class"):
+        evaluate(OracleModel(), gz2_root=root, decals_root=dec, queries=QUERIES, classes=["nebula"])
+    with pytest.raises(ValueError, match="split"):
+        evaluate(OracleModel(), gz2_root=root, split="test", queries=QUERIES)
+    with pytest.raises(FileNotFoundError):
+        evaluate(OracleModel(), gz2_root=root / "nowhere", queries=QUERIES)
+
+
+def test_cli_with_random_init_model(fake_data, tmp_path):
+    from astro_semsearch.evaluation import add_cli
+    from astro_semsearch.model import GalaxyModel
+
+    root, dec, _ = fake_data
+    model_dir = GalaxyModel.from_config(seed=0).save(tmp_path / "m")
+    qfile = tmp_path / "q.toml"
+    qfile.write_text('spiral = ["spiral galaxy", "arms"]\nring = ["ring galaxy"]\ndecals_ring = ["ring"]\n')
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers(dest="command"))
+    out = tmp_path / "res" / "eval.ecsv"
+    args = parser.parse_args(["evaluate", "--data", str(root), "--decals", str(dec), "--model", str(model_dir),
+                              "--out", str(out), "--queries", str(qfile), "--quiet", "--per-query",
+                              "--classes", "spiral", "ring", "decals_ring"])
+    assert args.func(args) == 0
+    t = Table.read(out, format="ascii.ecsv")
+    assert list(t["class"]) == ["spiral", "ring", "DECaLS ring"]
+    assert len(t.meta["model_sha256"]) == 64
+    assert out.with_suffix(".md").read_text().startswith("| class |")
+    assert out.with_suffix(".rst").is_file()
