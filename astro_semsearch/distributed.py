@@ -330,6 +330,7 @@ def crossmatch_lsdb(
     *,
     join_type: str = "left",
     columns: list[str] | None = None,
+    margin_cache: str | os.PathLike | None = None,
     catalog_name: str | None = None,
 ) -> Table:
     """Cross-match a result table with a HATS catalogue too large for memory (through lsdb).
@@ -351,6 +352,10 @@ def crossmatch_lsdb(
         Keep unmatched results (catalogue columns masked) or drop them.
     columns : list of str, optional
         Catalogue columns to read (default: all).
+    margin_cache : path, optional
+        The catalogue's HATS margin cache. Without one, a counterpart lying
+        across a HEALPix partition boundary from its result can be missed
+        (lsdb warns); with one, matches near boundaries are complete.
     catalog_name : str, optional
         Prefix for catalogue columns whose names clash with result columns
         (default: the catalogue's name).
@@ -392,7 +397,10 @@ def crossmatch_lsdb(
 
     if isinstance(hats_catalog, (str, os.PathLike)):
         opener = getattr(lsdb, "open_catalog", None) or lsdb.read_hats
-        cat = opener(str(hats_catalog), columns=columns) if columns else opener(str(hats_catalog))
+        kw = {"columns": columns} if columns else {}
+        if margin_cache is not None:
+            kw["margin_cache"] = str(margin_cache)
+        cat = opener(str(hats_catalog), **kw)
         default_name = Path(str(hats_catalog)).name
     else:
         cat = hats_catalog

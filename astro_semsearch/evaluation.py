@@ -21,7 +21,7 @@ compared with theirs:
   number is ``n_rel``) that appear in the top 100 (`recall_at_k`).
 * **Methods.** *text*: rank the pool by cosine similarity to the embedded
   query; the score is the mean over several phrasings per class
-  (``data/eval_queries.toml``, written independently of the training
+  (``astro_semsearch/data/eval_queries.toml``, written independently of the training
   captions). *image*: rank by similarity to the image of one of the 5 most
   confident members (each excluded from its own ranking and from its own
   ideal DCG), mean over the 5. *random*: the exact expected value for a
@@ -54,7 +54,7 @@ __all__ = ["CLASSES", "EvalClass", "ndcg_at_k", "recall_at_k", "expected_random"
 RELEVANT = 0.5
 
 #: Default location of the evaluation queries (in the source tree).
-DEFAULT_QUERIES = Path(__file__).resolve().parent.parent / "data" / "eval_queries.toml"
+DEFAULT_QUERIES = Path(__file__).resolve().parent / "data" / "eval_queries.toml"
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,7 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike = "../shared/data/gz2",
     split : {"val", "train"}
         Which split of GZ2 to evaluate on. Use "val": training never sees it.
     queries : path-like or mapping, optional
-        Query phrasings per class id (default ``data/eval_queries.toml``).
+        Query phrasings per class id (default ``astro_semsearch/data/eval_queries.toml``).
     k_recall : int
         Cut-off of the recall column (100 by default).
     seed : int
@@ -310,15 +310,15 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike = "../shared/data/gz2",
         raise ValueError(f"split must be 'val' or 'train', got {split!r}")
     if not 0 < lens_fraction < 1:
         raise ValueError(f"lens_fraction must be in (0, 1), got {lens_fraction}")
-    if model is None or isinstance(model, (str, os.PathLike)):
-        from .model import load_model
-
-        model = load_model(model)
     wanted = {c.id for c in CLASSES} if classes is None else set(classes)
     unknown = wanted - {c.id for c in CLASSES}
     if unknown:
         raise ValueError(f"unknown class ids {sorted(unknown)}; known: {[c.id for c in CLASSES]}")
     qmap = load_queries(queries)
+    if model is None or isinstance(model, (str, os.PathLike)):
+        from .model import load_model
+
+        model = load_model(model)
     size = 80  # the preloaded training resolution; the model crops the central 80 % itself
     rng = np.random.default_rng(seed)
 

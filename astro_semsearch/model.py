@@ -423,6 +423,9 @@ class GalaxyModel(nn.Module):
                 pass
         directory = Path(directory)
         with atomic_directory(directory, overwrite=overwrite) as tmp:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a model directory is not
             (tmp / WEIGHTS_FILE).write_bytes(data)
             (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             if model_card is not None:

@@ -558,7 +558,8 @@ class ShardedIndex:
         if self.manifest["by"] != "healpix":
             raise ValueError("pixels_in_cone needs an index partitioned by HEALPix")
         hp = HEALPix(nside=2 ** self.manifest["healpix_order"], order="nested")
-        touched = set(np.asarray(hp.cone_search_skycoord(center.icrs, radius)).tolist())
+        icrs = center.icrs
+        touched = set(np.asarray(hp.cone_search_lonlat(icrs.ra, icrs.dec, radius)).tolist())
         return sorted(p for p in self._pixels() if p in touched)
 
     # ------------------------------------------------------------ search

