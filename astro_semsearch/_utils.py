@@ -77,3 +77,54 @@ def progress(iterable=None, **kwargs):
 
     kwargs.setdefault("disable", not conf.show_progress)
     return tqdm(iterable, **kwargs)
+
+
+def find_column(table, given, names, what: str) -> str:
+    """Name of the ``what`` column of ``table``: ``given`` if set, else the first of ``names`` (any case).
+
+    A numeric match is preferred: VizieR gives ``RAJ2000`` as sexagesimal text
+    and ``_RAJ2000`` in degrees, for example.
+    """
+    import numpy as np
+
+    if given is not None:
+        if given not in table.colnames:
+            raise ValueError(f"{what} column {given!r} is not in the catalogue; it has {table.colnames}")
+        return given
+    lower = {c.lower(): c for c in table.colnames}
+    found = [lower[n] for n in names if n in lower]
+    for col in found:
+        if np.asarray(table[col]).dtype.kind in "fiu":
+            return col
+    if found:
+        return found[0]
+    raise ValueError(
+        f"cannot find a {what} column in the catalogue; looked for {list(names)} (any case), "
+        f"it has {table.colnames}. Name it explicitly."
+    )
+
+
+def column_degrees(col, name: str, label: str = "catalogue"):
+    """Values of a catalogue angle column in degrees (no unit means degrees).
+
+    Raises a clear error for masked, non-numeric, non-angle or non-finite values.
+    """
+    import numpy as np
+    from astropy import units as u
+
+    if np.any(getattr(col, "mask", False)):
+        raise ValueError(f"{label} column {name!r} has missing (masked) values")
+    try:
+        values = np.asarray(getattr(col, "value", col), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{label} column {name!r} must hold numbers in degrees (sexagesimal strings are not read)"
+        ) from None
+    unit = getattr(col, "unit", None)
+    if unit is not None:
+        if not u.Unit(unit).is_equivalent(u.deg):
+            raise u.UnitTypeError(f"{label} column {name!r} has unit {unit}, which is not an angle")
+        values = (values * u.Unit(unit)).to_value(u.deg)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{label} column {name!r} has NaN or infinite values")
+    return values

@@ -55,7 +55,7 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
-from ._utils import atomic_write_bytes
+from ._utils import atomic_write_bytes, column_degrees, find_column
 from ._utils import progress as _progress
 from .config import conf
 
@@ -70,37 +70,6 @@ _FILE_NAMES = ("file", "filename", "file_name", "path", "image", "image_path")
 
 
 # --------------------------------------------------------------------------- catalogue handling
-def _find_column(table: Table, given: str | None, candidates: Sequence[str], what: str) -> str:
-    if given is not None:
-        if given not in table.colnames:
-            raise ValueError(f"{what} column {given!r} is not in the catalogue; it has {table.colnames}")
-        return given
-    lower = {c.lower(): c for c in table.colnames}
-    for cand in candidates:
-        if cand in lower:
-            return lower[cand]
-    raise ValueError(f"cannot find the {what} column (tried {list(candidates)}); name it explicitly. "
-                     f"The catalogue has {table.colnames}")
-
-
-def _degrees(col, name: str) -> np.ndarray:
-    if np.any(getattr(col, "mask", False)):
-        raise ValueError(f"column {name!r} has missing (masked) values")
-    unit = getattr(col, "unit", None)
-    try:
-        values = np.asarray(getattr(col, "value", col), dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"column {name!r} must hold numbers in degrees") from None
-    if unit is not None:
-        try:
-            values = (values * u.Unit(unit)).to_value(u.deg)
-        except u.UnitConversionError:
-            raise ValueError(f"column {name!r} has unit {unit}, which is not an angle") from None
-    if not np.isfinite(values).all():
-        raise ValueError(f"column {name!r} has NaN or infinite values")
-    return values
-
-
 def _content_sha256(table: Table, columns: Sequence[str]) -> str:
     """sha256 of the catalogue content that the build depends on (column names and values)."""
     h = hashlib.sha256()
@@ -322,9 +291,9 @@ def build_index(
     if id_column not in catalog.colnames:
         raise ValueError(f"id column {id_column!r} is not in the catalogue; it has {catalog.colnames} "
                          "(pass id_column=...)")
-    ra_col = _find_column(catalog, ra_column, _RA_NAMES, "RA")
-    dec_col = _find_column(catalog, dec_column, _DEC_NAMES, "Dec")
-    ra, dec = _degrees(catalog[ra_col], ra_col), _degrees(catalog[dec_col], dec_col)
+    ra_col = find_column(catalog, ra_column, _RA_NAMES, "RA")
+    dec_col = find_column(catalog, dec_column, _DEC_NAMES, "Dec")
+    ra, dec = column_degrees(catalog[ra_col], ra_col), column_degrees(catalog[dec_col], dec_col)
     if ((ra < 0) | (ra >= 360)).any() or ((dec < -90) | (dec > 90)).any():
         bad = np.flatnonzero((ra < 0) | (ra >= 360) | (dec < -90) | (dec > 90))
         raise ValueError(f"RA must be in [0, 360) and Dec in [-90, 90] deg; bad rows {bad[:5].tolist()}")
@@ -337,7 +306,7 @@ def build_index(
         images = Path(images)
         if not images.is_dir():
             raise FileNotFoundError(f"image directory {images} does not exist")
-        fcol = _find_column(catalog, file_column, _FILE_NAMES, "file")
+        fcol = find_column(catalog, file_column, _FILE_NAMES, "file")
     used = {id_column, ra_col, dec_col} | ({fcol} if fcol else set())
     if keep_columns is None:
         # Plain columns only: object and mixin columns (SkyCoord, Time) do not go into a FITS catalogue.

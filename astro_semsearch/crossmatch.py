@@ -32,6 +32,8 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky, search_around_sky
 from astropy.table import MaskedColumn, Table
 
+from ._utils import column_degrees, find_column
+
 __all__ = ["crossmatch", "RA_NAMES", "DEC_NAMES"]
 
 #: Column names tried (case-insensitively, in this order) for right ascension.
@@ -41,47 +43,9 @@ DEC_NAMES = ("dec", "dej2000", "decj2000", "de_icrs", "dec_icrs", "dec_deg", "de
              "dec_j2000", "delta_j2000", "dec2000", "decmean")
 
 
-def _find_column(table: Table, given: str | None, names: tuple[str, ...], what: str) -> str:
-    if given is not None:
-        if given not in table.colnames:
-            raise ValueError(f"column {given!r} ({what}) is not in the catalogue; it has {table.colnames}")
-        return given
-    lower = {c.lower(): c for c in table.colnames}
-    found = [lower[n] for n in names if n in lower]
-    # Prefer a numeric column: VizieR gives RAJ2000 as sexagesimal text and
-    # _RAJ2000 in degrees, for example.
-    for col in found:
-        if np.asarray(table[col]).dtype.kind in "fiu":
-            return col
-    if found:
-        return found[0]
-    raise ValueError(
-        f"cannot find a {what} column in the catalogue; looked for {list(names)} (any case), "
-        f"it has {table.colnames}. Name it with ra_column=/dec_column=."
-    )
-
-
 def _coords_of(table: Table, ra_col: str, dec_col: str, label: str) -> SkyCoord:
     """SkyCoord from two columns; no unit means degrees (the usual catalogue convention)."""
-    out = []
-    for col_name in (ra_col, dec_col):
-        col = table[col_name]
-        if np.any(getattr(col, "mask", False)):
-            raise ValueError(f"{label} column {col_name!r} has missing (masked) values")
-        unit = getattr(col, "unit", None)
-        try:
-            values = np.asarray(getattr(col, "value", col), dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{label} column {col_name!r} must hold numbers in degrees (sexagesimal strings are not read)"
-            ) from None
-        q = values * (u.Unit(unit) if unit is not None else u.deg)
-        if not q.unit.is_equivalent(u.deg):
-            raise u.UnitTypeError(f"{label} column {col_name!r} has unit {q.unit}, which is not an angle")
-        out.append(q.to(u.deg))
-    ra, dec = out
-    if not (np.isfinite(ra).all() and np.isfinite(dec).all()):
-        raise ValueError(f"{label} coordinates contain non-finite values")
+    ra, dec = (column_degrees(table[c], c, label) * u.deg for c in (ra_col, dec_col))
     if ((ra.value < 0) | (ra.value > 360)).any():
         raise ValueError(f"{label} RA out of range [0, 360] deg in column {ra_col!r}")
     if ((dec.value < -90) | (dec.value > 90)).any():
@@ -158,8 +122,8 @@ def _catalog_table(catalog, results_coords, radius, ra_column, dec_column):
             "catalog must be an astropy Table, a SkyCoord, 'lenscat', a catalogue file or a VizieR id, "
             f"got {type(catalog).__name__}"
         )
-    ra_col = _find_column(table, ra_column, RA_NAMES, "right ascension")
-    dec_col = _find_column(table, dec_column, DEC_NAMES, "declination")
+    ra_col = find_column(table, ra_column, RA_NAMES, "right ascension")
+    dec_col = find_column(table, dec_column, DEC_NAMES, "declination")
     return table, _coords_of(table, ra_col, dec_col, "catalogue"), name
 
 
@@ -217,8 +181,8 @@ def crossmatch(
         raise ValueError(f"radius must be one positive angle, got {radius}")
     if join_type not in ("left", "inner"):
         raise ValueError(f"join_type must be 'left' or 'inner', got {join_type!r}")
-    res_ra = _find_column(results, None, RA_NAMES, "right ascension")
-    res_dec = _find_column(results, None, DEC_NAMES, "declination")
+    res_ra = find_column(results, None, RA_NAMES, "right ascension")
+    res_dec = find_column(results, None, DEC_NAMES, "declination")
     rcoords = _coords_of(results, res_ra, res_dec, "results")
 
     table, ccoords, default_name = _catalog_table(catalog, rcoords, radius, ra_column, dec_column)
