@@ -128,3 +128,32 @@ def column_degrees(col, name: str, label: str = "catalogue"):
     if not np.isfinite(values).all():
         raise ValueError(f"{label} column {name!r} has NaN or infinite values")
     return values
+
+
+def read_catalog(catalog):
+    """``(Table, path or None)`` from a Table or a catalogue file astropy can read; empty is an error."""
+    from astropy.table import Table
+
+    path = None
+    if not isinstance(catalog, Table):
+        path = Path(catalog)
+        if not path.is_file():
+            raise FileNotFoundError(f"catalogue file {path} does not exist")
+        catalog = Table.read(path)
+    if len(catalog) == 0:
+        raise ValueError("the catalogue is empty")
+    return catalog, path
+
+
+def read_json(path: str | os.PathLike, error: type[Exception] = ValueError) -> dict:
+    """A JSON object from ``path``; ``error`` (naming the file) if it is not valid JSON or not an object."""
+    import json
+
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise error(f"{path} must hold a JSON object")
+    return value

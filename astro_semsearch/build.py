@@ -55,7 +55,7 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
-from ._utils import atomic_write_bytes, column_degrees, find_column
+from ._utils import atomic_write_bytes, column_degrees, find_column, read_catalog
 from ._utils import progress as _progress
 from .config import conf
 
@@ -280,14 +280,7 @@ def build_index(
     chunk_size = int(chunk_size)
 
     # ---- catalogue
-    cat_path = None
-    if not isinstance(catalog, Table):
-        cat_path = Path(catalog)
-        if not cat_path.is_file():
-            raise FileNotFoundError(f"catalogue file {cat_path} does not exist")
-        catalog = Table.read(cat_path)
-    if len(catalog) == 0:
-        raise ValueError("the catalogue is empty")
+    catalog, cat_path = read_catalog(catalog)
     if id_column not in catalog.colnames:
         raise ValueError(f"id column {id_column!r} is not in the catalogue; it has {catalog.colnames} "
                          "(pass id_column=...)")

@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 from astropy.table import Table, vstack
 
-from ._utils import atomic_write_bytes
+from ._utils import atomic_write_bytes, read_catalog
 from .index import MANIFEST_FILE, GalaxyIndex
 
 __all__ = ["build_index_dask", "crossmatch_lsdb"]
@@ -195,15 +195,8 @@ def build_index_dask(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (pass overwrite=True to replace it)")
     build_kw.pop("progress", None)  # workers never draw progress bars
-    cat_path = None
-    if not isinstance(catalog, Table):
-        cat_path = Path(catalog)
-        if not cat_path.is_file():
-            raise FileNotFoundError(f"catalogue file {cat_path} does not exist")
-        catalog = Table.read(cat_path)
+    catalog, cat_path = read_catalog(catalog)
     n = len(catalog)
-    if n == 0:
-        raise ValueError("the catalogue is empty")
     if "images" in build_kw and build_kw["images"] is not None:
         if not Path(build_kw["images"]).is_dir():
             raise FileNotFoundError(f"image directory {build_kw['images']} does not exist")

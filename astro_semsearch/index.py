@@ -77,7 +77,7 @@ from astropy import units as u
 from astropy.table import Table, vstack
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ._utils import atomic_directory, sha256_file
+from ._utils import atomic_directory, read_json, sha256_file
 from .exceptions import IndexIntegrityError, ModelMismatchError
 
 __all__ = ["GalaxyIndex", "load_index", "FORMAT_VERSION"]
@@ -736,10 +736,7 @@ class GalaxyIndex:
         manifest_path = directory / MANIFEST_FILE
         if not manifest_path.is_file():
             raise IndexIntegrityError(f"{directory} is not an astro_semsearch index: {MANIFEST_FILE} is missing")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexIntegrityError(f"{manifest_path} is not valid JSON: {exc}") from None
+        manifest = read_json(manifest_path, IndexIntegrityError)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexIntegrityError(
                 f"{directory}: index format version {manifest.get('format_version')!r} is not supported "

@@ -456,12 +456,9 @@ class GalaxyModel(nn.Module):
         for p in (wpath, cpath):
             if not p.is_file():
                 raise ModelLoadError(f"model file missing: {p}")
-        try:
-            cfg = json.loads(cpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ModelLoadError(f"{cpath} is not valid JSON: {err}") from err
-        if not isinstance(cfg, dict):
-            raise ModelLoadError(f"{cpath} must hold a JSON object")
+        from ._utils import read_json
+
+        cfg = read_json(cpath, ModelLoadError)
         data = wpath.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         expected = cfg.get("weights_sha256")

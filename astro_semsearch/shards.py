@@ -65,7 +65,7 @@ import numpy as np
 from astropy.table import Table, vstack
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ._utils import atomic_write_bytes, sha256_file
+from ._utils import atomic_write_bytes, read_json, sha256_file
 from .exceptions import IndexIntegrityError, ModelMismatchError
 from .index import MANIFEST_FILE, GalaxyIndex, _as_matrix, _check_int, _normalise_table
 
@@ -267,10 +267,7 @@ class ShardedIndex:
         mpath = directory / SHARDS_FILE
         if not mpath.is_file():
             raise IndexIntegrityError(f"{directory} is not a sharded index: {SHARDS_FILE} is missing")
-        try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexIntegrityError(f"{mpath} is not valid JSON: {exc}") from None
+        manifest = read_json(mpath, IndexIntegrityError)
         if manifest.get("format_version") != SHARDS_FORMAT_VERSION:
             raise IndexIntegrityError(
                 f"{mpath}: sharded format version {manifest.get('format_version')!r} is not supported "
