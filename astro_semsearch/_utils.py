@@ -157,3 +157,15 @@ def read_json(path: str | os.PathLike, error: type[Exception] = ValueError) -> d
     if not isinstance(value, dict):
         raise error(f"{path} must hold a JSON object")
     return value
+
+
+def emit_table(table, output=None, overwrite: bool = False, summary: str | None = None) -> int:
+    """CLI output: write ``table`` to ``output`` (format from the extension) or print it aligned."""
+    if output is None:
+        table.pprint_all()
+        return 0
+    if Path(output).exists() and not overwrite:
+        raise FileExistsError(f"{output} already exists (add --overwrite to replace it)")
+    table.write(output, overwrite=overwrite)
+    print(summary or f"wrote {len(table)} rows to {output}")
+    return 0

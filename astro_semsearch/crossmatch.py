@@ -32,7 +32,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky, search_around_sky
 from astropy.table import MaskedColumn, Table
 
-from ._utils import column_degrees, find_column
+from ._utils import column_degrees, emit_table, find_column
 
 __all__ = ["crossmatch", "RA_NAMES", "DEC_NAMES"]
 
@@ -267,12 +267,8 @@ def _cli_crossmatch(args) -> int:
         ra_column=args.ra_column,
         dec_column=args.dec_column,
     )
-    if args.output:
-        out.write(args.output, overwrite=args.overwrite)
-        print(f"wrote {len(out)} rows ({out.meta['crossmatch']['n_matched']} matched) to {args.output}")
-    else:
-        out.pprint_all()
-    return 0
+    summary = f"wrote {len(out)} rows ({out.meta['crossmatch']['n_matched']} matched) to {args.output}"
+    return emit_table(out, args.output, args.overwrite, summary)
 
 
 def add_cli(subparsers) -> None:

@@ -579,14 +579,9 @@ def _parse_target(words: list[str]):
 
 
 def _emit(table: Table, args) -> int:
-    if args.output and Path(args.output).exists() and not args.overwrite:
-        raise FileExistsError(f"{args.output} already exists (add --overwrite to replace it)")
-    if args.output:
-        table.write(args.output, overwrite=args.overwrite)
-        print(f"wrote {len(table)} rows to {args.output}")
-    else:
-        table.pprint_all()
-    return 0
+    from ._utils import emit_table
+
+    return emit_table(table, args.output, args.overwrite)
 
 
 def _cli_search(args) -> int:
