@@ -38,9 +38,25 @@ _LAZY = {
     "cite": "citation",
     "build_index": "build",
     "LegacySurvey": "cutouts",
+    "plot_results": "plotting",
+    "write_html": "report",
+    "result_images": "thumbnails",
+    "feedback_search": "rerank",
+    "draw_symbol": "training.symbols",
 }
 
 __all__ = ["conf", "__version__", "__citation__", "__bibtex__", *_LAZY]
+
+
+def _register_html_writer() -> None:
+    """Make ``table.write("hits.html", format="semsearch-html")`` work after ``import astro_semsearch``."""
+    try:
+        from . import report  # noqa: F401  (registers the writer with astropy.io.registry)
+    except ImportError:  # pragma: no cover - astropy.table missing is a broken install anyway
+        pass
+
+
+_register_html_writer()
 
 
 def __getattr__(name: str):

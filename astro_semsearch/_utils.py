@@ -169,3 +169,29 @@ def emit_table(table, output=None, overwrite: bool = False, summary: str | None 
     table.write(output, overwrite=overwrite)
     print(summary or f"wrote {len(table)} rows to {output}")
     return 0
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int, or a TypeError/ValueError naming ``name`` (bools are refused)."""
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def finite_or_none(value) -> float | None:
+    """A finite float, or None for masked / NaN / missing / non-numeric values."""
+    import math
+
+    import numpy as np
+
+    if value is None or np.ma.is_masked(value):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None

@@ -351,6 +351,8 @@ def build_index(
         "chunk_size": chunk_size,
         "request": {"source": src_name, "size": int(size), "pixscale": float(pixscale), "layer": layer,
                     "bands": bands, "format": format},
+        # Where the images were, so thumbnails/plots can show them later.
+        "images": None if images is None else {"directory": str(images.resolve()), "file_column": fcol},
     }
     work = out.parent / f"{out.name}.partial"
     _open_work_dir(work, expected)
@@ -437,6 +439,7 @@ def build_index(
         "catalog": cat_path.name if cat_path is not None else None,
         "catalog_sha256": expected["catalog_sha256"],
         "request": expected["request"],
+        "images": expected["images"],
         "n_input": n,
         "n_indexed": int(rows.size),
         "n_skipped": int(srows.size),

@@ -36,6 +36,9 @@ class Conf(_config.ConfigNamespace):
     default_index = _config.ConfigItem(
         "decals-dr5-rings", "Name of the default index (or a path / URL)."
     )
+    viewer_layer = _config.ConfigItem(
+        "ls-dr10", "Legacy Survey sky-viewer layer that result links (``viewer_url``) open."
+    )
     show_progress = _config.ConfigItem(
         True, "Show progress bars for long jobs.", cfgtype="boolean"
     )

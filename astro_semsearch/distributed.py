@@ -288,32 +288,31 @@ def build_index_dask(
         return ShardedIndex.load(out, verify=False)
 
     shards = [GalaxyIndex.load(p, verify=False) for p in full]
-    vectors = np.concatenate([s.vectors() for s in shards])
-    table = vstack([s.table for s in shards], join_type="exact", metadata_conflicts="silent")
-    index = GalaxyIndex.build(vectors, table, kind=kind, model=model_obj, name=name or out.name, survey=survey)
     builds = [s.manifest.get("build") or {} for s in shards]
     skipped_tables = [Table.read(p / "skipped.ecsv", format="ascii.ecsv") for p in full if (p / "skipped.ecsv").is_file()]
     skipped = vstack(skipped_tables) if skipped_tables else Table(names=["object_id", "ra", "dec", "reason"],
                                                                   dtype=[str, float, float, str])
     empties = [json.loads((work / f"{p.name}.{_EMPTY_MARKER}").read_text()) for p in parts
                if (work / f"{p.name}.{_EMPTY_MARKER}").is_file()]
-    index.manifest["build"] = {
+    n_indexed = int(sum(s.ntotal for s in shards))
+    build_info = {
         "catalog": cat_path.name if cat_path is not None else None,
         "catalog_sha256": expected["catalog_sha256"],
         "request": builds[0].get("request"),
         "n_input": n,
-        "n_indexed": int(index.ntotal),
-        "n_skipped": int(n - index.ntotal),
+        "n_indexed": n_indexed,
+        "n_skipped": int(n - n_indexed),
         "skipped": [{"object_id": str(r["object_id"]), "reason": str(r["reason"])} for r in skipped[:100]],
         "empty_partitions": [e["reason"] for e in empties][:10],
     }
-    index.manifest["dask"] = info
-    index.save(out, overwrite=overwrite)
+    # Streamed from the memory-mapped partitions: the vectors are never all in RAM at once.
+    index = GalaxyIndex.merge(shards, out, kind=kind, model=model_obj, name=name or out.name, survey=survey,
+                              overwrite=overwrite, manifest_extra={"build": build_info, "dask": info})
     buf = io.StringIO()
     skipped.write(buf, format="ascii.ecsv")
     atomic_write_bytes(out / "skipped.ecsv", buf.getvalue().encode())
     shutil.rmtree(work, ignore_errors=True)
-    return GalaxyIndex.load(out, verify=False)
+    return index
 
 
 def crossmatch_lsdb(

@@ -1,6 +1,6 @@
 """Measure search quality: nDCG@10 and recall@100 per morphology class.
 
-The protocol follows AION-Search (Parker et al. 2025) so numbers can be
+The protocol follows AION-Search (Koblischke et al. 2025) so numbers can be
 compared with theirs:
 
 * **Pool.** For the Galaxy Zoo 2 (GZ2) classes, the galaxies of the
@@ -26,6 +26,14 @@ compared with theirs:
   confident members (each excluded from its own ranking and from its own
   ideal DCG), mean over the 5. *random*: the exact expected value for a
   uniformly random ranking.
+* **Re-rankers** (``rerank=[...]``, ``--rerank``): each text ranking's first
+  ``rerank_top_n`` hits are re-ranked with `astro_semsearch.rerank.rerank`
+  and measured again (columns ``ndcg10_<name>``, ``recall100_<name>``). The
+  relevance-feedback re-ranker is driven by a simulated *oracle user* who
+  marks the first ``feedback_marks`` hits good (``rel > 0.5``) or bad; the
+  marked hits then move by construction, so the ``*_residual`` columns also
+  measure both rankings with the marked hits removed (from the ranking and
+  from the ideal DCG).
 
 Examples
 --------
@@ -48,7 +56,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["CLASSES", "EvalClass", "ndcg_at_k", "recall_at_k", "expected_random", "load_queries", "evaluate",
-           "to_markdown", "to_rst", "add_cli"]
+           "parse_reranker", "to_markdown", "to_rst", "add_cli"]
 
 #: Objects with ``rel`` above this count as relevant for recall and ``n_rel``.
 RELEVANT = 0.5
@@ -247,6 +255,91 @@ def _class_metrics(emb: np.ndarray, rel: np.ndarray, text_vecs: np.ndarray | Non
     return row
 
 
+def parse_reranker(spec) -> tuple[str, object]:
+    """``(label, reranker)`` from a command-line spec ``NAME[:key=value,...]`` or a `Reranker`.
+
+    ``"feedback..."`` gives ``(label, dict_of_options)``: the simulated user
+    builds one `~astro_semsearch.rerank.FeedbackReranker` per query.
+
+    Examples
+    --------
+    >>> parse_reranker("expansion:n=5,weight=0.3")
+    ('expansion:n=5,weight=0.3', ExpansionReranker(n=5, weight=0.3))
+    >>> parse_reranker("galaxidnet:weights=(0,0,1)")[1]
+    GalaxIDNetReranker(weights=[0.0, 0.0, 1.0])
+    """
+    import ast
+
+    from .rerank import Reranker, get_reranker
+
+    if isinstance(spec, Reranker):
+        if spec.name == "feedback":
+            raise ValueError("evaluate simulates the feedback user itself; pass 'feedback' (with options) by name")
+        return spec.name, spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise TypeError(f"a re-ranker spec must be a name like 'expansion:n=5' or a Reranker, got {spec!r}")
+    name, _, rest = spec.strip().partition(":")
+    name = name.strip().lower()
+    options = {}
+    if rest.strip():
+        try:
+            call = ast.parse(f"f({rest})", mode="eval").body
+            if call.args:
+                raise ValueError("positional values")
+            options = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+        except (SyntaxError, ValueError) as exc:
+            raise ValueError(f"cannot read the options of re-ranker spec {spec!r}: write NAME:key=value,... "
+                             f"({exc})") from None
+    if name == "vlm":
+        raise ValueError("the VLM re-ranker needs a vision-language model and images; it is not part of "
+                         "`evaluate` (see the VLM re-ranking docs)")
+    if name == "feedback":
+        from .rerank import FeedbackReranker
+
+        # Validate the options now (a dummy mark), build the real re-ranker per query later.
+        FeedbackReranker(good=np.ones((1, 2), np.float32), **options)
+        return spec.strip(), options
+    return spec.strip(), get_reranker(name, **options)
+
+
+def _rerank_metrics(emb: np.ndarray, rel: np.ndarray, text_vecs: np.ndarray | None, texts: Sequence[str],
+                    rerankers: Mapping[str, object], top_n: int, k_recall: int, feedback_marks: int) -> dict:
+    """nDCG@10 / recall of the text rankings after each re-ranker (mean over the phrasings)."""
+    from astropy.table import Table
+
+    from .rerank import FeedbackReranker, RerankQuery, rerank
+
+    cols: dict[str, list[float]] = {}
+
+    def put(name, value):
+        cols.setdefault(name, []).append(value)
+
+    if text_vecs is None or not len(text_vecs) or len(rel) == 0:
+        return {}
+    for q, text in zip(text_vecs, texts):
+        order = np.argsort(-(emb @ q), kind="stable")  # the same ranking as the text columns
+        cand, rest = order[:top_n], order[top_n:]
+        table = Table({"rank": np.arange(1, len(cand) + 1), "object_id": cand.astype(str)})
+        query = RerankQuery([text], q)
+        marked = order[:feedback_marks]
+        for label, rr in rerankers.items():
+            if isinstance(rr, dict):  # simulated oracle user: mark the first hits by their label
+                good, bad = marked[rel[marked] > RELEVANT], marked[rel[marked] <= RELEVANT]
+                rr = FeedbackReranker(good=emb[good] if len(good) else None, bad=emb[bad] if len(bad) else None,
+                                      **rr)
+            out = rerank(table, rr, query=query, vectors=emb[cand])
+            new = np.concatenate([np.asarray(out["object_id"]).astype(np.int64), rest])
+            put(f"ndcg10_{label}", ndcg_at_k(rel[new], rel, 10))
+            put(f"recall100_{label}", recall_at_k(rel[new], rel, k_recall))
+            if isinstance(rerankers[label], dict):
+                # Residual collection: the hits the user did not mark, in both rankings.
+                left = ~np.isin(np.arange(len(rel)), marked)
+                put("ndcg10_text_residual", ndcg_at_k(rel[order[~np.isin(order, marked)]], rel[left], 10))
+                put(f"ndcg10_{label}_residual", ndcg_at_k(rel[new[~np.isin(new, marked)]], rel[left], 10))
+    return {name: (float(np.nanmean(v)) if np.isfinite(v).any() else float("nan"))
+            for name, v in ((n, np.asarray(v, dtype=float)) for n, v in cols.items())}
+
+
 def _embed(model, images: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
     if len(images) == 0:
         return np.zeros((0, model.dim), dtype=np.float32)
@@ -257,7 +350,8 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike = "../shared/data/gz2",
              decals_root: str | os.PathLike | None = "../shared/data/decals_rings", split: str = "val",
              queries: str | os.PathLike | Mapping[str, Sequence[str]] | None = None, k_recall: int = 100,
              seed: int = 0, classes: Sequence[str] | None = None, lens_fraction: float = 0.03,
-             n_image_queries: int = 5, batch_size: int = 256, progress: bool = False):
+             n_image_queries: int = 5, batch_size: int = 256, progress: bool = False,
+             rerank: Sequence | None = None, rerank_top_n: int = 100, feedback_marks: int = 10):
     """Evaluate text and image-similarity search on a labelled split.
 
     Parameters
@@ -283,6 +377,19 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike = "../shared/data/gz2",
         Fraction of the smooth pool that receives injected arcs.
     n_image_queries : int
         Number of most-confident members used as image queries.
+    rerank : sequence of str or Reranker, optional
+        Re-rankers to measure on the text rankings: names or specs
+        ``NAME[:key=value,...]`` (``"expansion"``, ``"galaxidnet:weights=(0,0,1)"``,
+        ``"feedback"``) or `~astro_semsearch.rerank.Reranker` instances (see
+        `parse_reranker`). Adds the columns ``ndcg10_<label>`` and
+        ``recall100_<label>``; ``feedback`` also adds ``ndcg10_text_residual``
+        and ``ndcg10_feedback_residual`` (marked hits removed).
+    rerank_top_n : int
+        How many text hits each re-ranker sees (as ``semantic_search``'s
+        ``rerank_top_n``). With ``rerank_top_n <= k_recall`` the recall
+        columns cannot change (the same hits stay in the top ``k_recall``).
+    feedback_marks : int
+        How many of the first hits the simulated feedback user marks.
 
     Returns
     -------
@@ -315,6 +422,13 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike = "../shared/data/gz2",
     if unknown:
         raise ValueError(f"unknown class ids {sorted(unknown)}; known: {[c.id for c in CLASSES]}")
     qmap = load_queries(queries)
+    rerankers = dict(parse_reranker(spec) for spec in (rerank or []))
+    if rerankers:
+        if isinstance(rerank_top_n, bool) or not isinstance(rerank_top_n, (int, np.integer)) or rerank_top_n < 1:
+            raise ValueError(f"rerank_top_n must be a positive integer, got {rerank_top_n!r}")
+        if isinstance(feedback_marks, bool) or not isinstance(feedback_marks, (int, np.integer)) \
+                or feedback_marks < 1:
+            raise ValueError(f"feedback_marks must be a positive integer, got {feedback_marks!r}")
     if model is None or isinstance(model, (str, os.PathLike)):
         from .model import load_model
 
@@ -396,14 +510,23 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike = "../shared/data/gz2",
         if len(rel) == 0:
             continue
         row = _class_metrics(emb, rel, text_vecs, n_image_queries, k_recall, rng)
+        if rerankers:
+            row.update(_rerank_metrics(emb, rel, text_vecs, qmap.get(c.id, []), rerankers, int(rerank_top_n),
+                                       k_recall, int(feedback_marks)))
         row["class"] = c.name
         per_query[c.name] = dict(zip(qmap.get(c.id, []), row.pop("per_query_ndcg10", [])))
         results.append(row)
 
-    table = Table(rows=[[r[k] for k in _COLUMNS] for r in results], names=_COLUMNS,
-                  dtype=[str, int, int] + [float] * 6) if results else Table(names=_COLUMNS,
-                                                                           dtype=[str, int, int] + [float] * 6)
-    for name in _COLUMNS[3:]:
+    columns = list(_COLUMNS)
+    for label, rr in rerankers.items():
+        columns += [f"ndcg10_{label}", f"recall100_{label}"]
+        if isinstance(rr, dict):
+            columns += ["ndcg10_text_residual", f"ndcg10_{label}_residual"]
+    columns = list(dict.fromkeys(columns))
+    dtype = [str, int, int] + [float] * (len(columns) - 3)
+    table = Table(rows=[[r.get(k, float("nan")) for k in columns] for r in results], names=columns,
+                  dtype=dtype) if results else Table(names=columns, dtype=dtype)
+    for name in columns[3:]:
         table[name].format = ".3f"
     if k_recall != 100:
         table.meta["note"] = f"recall columns are recall@{k_recall}"
@@ -421,6 +544,13 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike = "../shared/data/gz2",
                     f"{n_image_queries} most confident members (self excluded); random = exact expectation. "
                     "'injected lens' is synthetic (simulated arcs).",
         "text_ndcg10_per_query": per_query,
+        **({"rerank": {"rerankers": {label: (dict(rr, marks=int(feedback_marks)) if isinstance(rr, dict)
+                                             else {"name": rr.name, **rr.describe()})
+                                     for label, rr in rerankers.items()},
+                       "top_n": int(rerank_top_n),
+                       "feedback": f"oracle user: the first {feedback_marks} text hits marked good "
+                                   f"(rel > {RELEVANT}) or bad; *_residual columns leave the marked hits out "
+                                   "of the ranking and the ideal DCG"}} if rerankers else {}),
         "run_time_s": round(time.perf_counter() - t_start, 1),
     })
     return table
@@ -463,7 +593,8 @@ def _run(args: argparse.Namespace) -> int:
         guess = Path(args.data).parent / "decals_rings"
         decals = guess if (guess / "labels.csv").is_file() else None
     table = evaluate(args.model, gz2_root=args.data, decals_root=decals, split=args.split, queries=args.queries,
-                     seed=args.seed, classes=args.classes, progress=not args.quiet)
+                     seed=args.seed, classes=args.classes, progress=not args.quiet,
+                     rerank=args.rerank, rerank_top_n=args.rerank_top_n, feedback_marks=args.feedback_marks)
     table.pprint_all()
     if args.per_query:
         for cls, scores in table.meta["text_ndcg10_per_query"].items():
@@ -499,4 +630,11 @@ def add_cli(subparsers) -> None:
                    help=f"only these class ids ({', '.join(c.id for c in CLASSES)})")
     p.add_argument("--per-query", action="store_true", help="also print the text nDCG@10 of every query phrasing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--rerank", nargs="+", default=None, metavar="NAME[:k=v,...]",
+                   help="also measure text search re-ranked by these (expansion, galaxidnet, feedback; "
+                        "options e.g. expansion:n=5,weight=0.3)")
+    p.add_argument("--rerank-top-n", type=int, default=100, metavar="N",
+                   help="how many text hits a re-ranker sees (default 100)")
+    p.add_argument("--feedback-marks", type=int, default=10, metavar="M",
+                   help="the simulated feedback user marks the first M hits (default 10)")
     p.set_defaults(func=_run)

@@ -74,10 +74,11 @@ from typing import Any
 
 import numpy as np
 from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ._utils import atomic_directory, read_json, sha256_file
+from ._utils import atomic_directory, check_int as _check_int, read_json, sha256_file
 from .exceptions import IndexIntegrityError, ModelMismatchError
 
 __all__ = ["GalaxyIndex", "load_index", "FORMAT_VERSION"]
@@ -93,6 +94,12 @@ _DATA_FILES = (INDEX_FILE, VECTORS_FILE, CATALOG_FILE)
 
 #: Above this many vectors ``kind="auto"`` switches from exact to IVF-PQ + refinement.
 AUTO_EXACT_LIMIT = 1_000_000
+#: Catalogues larger than this keep their text columns as memory-mapped bytes on load.
+CATALOG_DECODE_LIMIT = 1_000_000
+#: Largest default number of IVF lists below 30 million vectors (see `_default_nlist`).
+IVF_NLIST_CAP = 4096
+#: Default k-means training points per IVF list (FAISS itself samples at most 256).
+TRAIN_POINTS_PER_LIST = 64
 #: A filtered search over at most this many rows is done exactly with numpy
 #: on those rows (faster and exact, whatever the index kind).
 EXACT_SUBSET_LIMIT = 50_000
@@ -125,12 +132,29 @@ def _utcnow() -> str:
 
 
 def _default_nlist(n: int) -> int:
-    """~4 sqrt(n) rounded to a power of two, with >= 39 training points per list."""
+    """~4 sqrt(n) rounded to a power of two, with >= 39 training points per list.
+
+    Capped at `IVF_NLIST_CAP` (4096) below 30 million vectors: k-means with
+    more lists, and assigning every vector to its nearest centroid, cost
+    O(n * nlist) and dominate the build on a laptop (at 10^7 vectors on two
+    cores, 4096 lists build in minutes, 16384 in hours), while the refinement
+    stage keeps the recall. Above 30 million the cap is 16384.
+    """
     target = 4.0 * math.sqrt(max(n, 1))
     nlist = 2 ** max(0, round(math.log2(target)))
+    nlist = min(nlist, IVF_NLIST_CAP if n < 30_000_000 else 4 * IVF_NLIST_CAP)
     while nlist > 1 and nlist * 39 > n:
         nlist //= 2
     return int(nlist)
+
+
+def _training_sample(vectors: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """A reproducible random subset of rows (sorted, so a memmap is read in order)."""
+    n = len(vectors)
+    if size >= n:
+        return vectors
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+    return np.ascontiguousarray(vectors[rows], dtype=np.float32)
 
 
 def _default_pq_m(dim: int) -> int:
@@ -139,12 +163,6 @@ def _default_pq_m(dim: int) -> int:
     return max(m for m in range(1, limit + 1) if dim % m == 0)
 
 
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _as_matrix(vectors, dim: int | None, what: str = "embeddings") -> np.ndarray:
@@ -247,7 +265,8 @@ def _resolve_kind(kind: str, n: int, dim: int, knobs: dict) -> tuple[str, str, d
     out = dict(_DEFAULT_KNOBS.get(kind, {}))
     out.update({k: v for k, v in knobs.items() if v is not None})
     for key, value in out.items():
-        if key in ("M", "ef_construction", "ef_search", "nlist", "nprobe", "refine_factor", "m", "nbits"):
+        if key in ("M", "ef_construction", "ef_search", "nlist", "nprobe", "refine_factor", "m", "nbits",
+                   "train_size"):
             _check_int(value, key)
     if kind == "flat":
         return kind, "Flat", out
@@ -287,6 +306,43 @@ def _disable_polysemous(index) -> None:
         return
     if hasattr(ivf, "do_polysemous_training"):
         ivf.do_polysemous_training = False
+
+
+def _read_catalog(path: Path, mmap: bool) -> Table:
+    """Read ``catalog.fits``; memory-mapped (nothing resident) when ``mmap``.
+
+    Text columns are decoded to ``str`` (which copies them into RAM) only for
+    catalogues of at most `CATALOG_DECODE_LIMIT` rows; larger ones keep them
+    as memory-mapped bytes. `GalaxyIndex.catalog` always returns decoded rows.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", u.UnitsWarning)
+            table = Table.read(path, format="fits", memmap=mmap, character_as_bytes=True)
+    except (OSError, ValueError, TypeError) as exc:
+        raise IndexIntegrityError(f"cannot read the catalogue {path}: {exc}") from None
+    table.meta.clear()
+    if not mmap or len(table) <= CATALOG_DECODE_LIMIT:
+        _decode_bytes_columns(table)
+    return table
+
+
+def _decode_bytes_columns(table: Table) -> Table:
+    for name in table.colnames:
+        col = table[name]
+        if getattr(col, "dtype", None) is not None and col.dtype.kind == "S":
+            table.replace_column(name, Table.Column(np.char.decode(np.asarray(col), "utf-8"), name=name,
+                                                    unit=col.unit, description=col.description))
+    return table
+
+
+def _ivf_nlist(index) -> int:
+    """Number of inverted lists of an IVF index (1 for other kinds)."""
+    faiss = _faiss()
+    try:
+        return int(faiss.extract_index_ivf(index).nlist)
+    except (RuntimeError, TypeError, AttributeError):
+        return 1
 
 
 def _gather_rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -362,7 +418,8 @@ class GalaxyIndex:
             Only inner product on unit vectors (cosine) is supported.
         **knobs
             ``nlist``, ``m``, ``nbits``, ``nprobe``, ``M``, ``ef_construction``,
-            ``ef_search``, ``refine_factor``.
+            ``ef_search``, ``refine_factor``, ``train_size`` (vectors the IVF
+            k-means is trained on; default ``64 * nlist``, a random subset).
 
         Returns
         -------
@@ -375,7 +432,8 @@ class GalaxyIndex:
         vectors = _as_matrix(embeddings, model_dim)
         n, dim = vectors.shape
         cat = _normalise_table(table, n)
-        unknown = set(knobs) - {"nlist", "m", "nbits", "nprobe", "M", "ef_construction", "ef_search", "refine_factor"}
+        unknown = set(knobs) - {"nlist", "m", "nbits", "nprobe", "M", "ef_construction", "ef_search", "refine_factor",
+                                "train_size"}
         if unknown:
             raise TypeError(f"unknown index knob(s): {sorted(unknown)}")
         kind, factory, knobs = _resolve_kind(kind, n, dim, knobs)
@@ -394,9 +452,12 @@ class GalaxyIndex:
                     "use kind='flat' (exact) for small collections or lower nlist/nbits"
                 )
             _disable_polysemous(index)
+            # k-means on a random subset: its cost is O(train_size * nlist), and
+            # FAISS subsamples to 256 points a list anyway.
+            train_size = knobs.get("train_size") or max(need, TRAIN_POINTS_PER_LIST * _ivf_nlist(index), 65536)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                index.train(vectors)
+                index.train(_training_sample(vectors, int(train_size)))
         _set_search_knobs(index, knobs)
         index.add(vectors)
         manifest = {
@@ -419,6 +480,106 @@ class GalaxyIndex:
             "files": {},
         }
         return cls(index, vectors, cat, manifest)
+
+    @classmethod
+    def merge(
+        cls,
+        parts,
+        out: str | os.PathLike,
+        *,
+        kind: str = "auto",
+        model=None,
+        name: str | None = None,
+        survey: str | None = None,
+        overwrite: bool = False,
+        manifest_extra: dict | None = None,
+        chunk: int = 1 << 18,
+        **knobs: Any,
+    ) -> "GalaxyIndex":
+        """Write several indexes (shards, Dask partitions) as one saved index, streaming.
+
+        Rows keep the order of ``parts``. Unlike ``build(np.concatenate(...))``
+        the full-precision vectors never sit in RAM together: the IVF
+        quantiser is trained on a random sample of rows, then each part's
+        memory-mapped vectors are added and written to ``out/vectors.npy``
+        ``chunk`` rows at a time. Only the catalogue (tens of bytes a row) is
+        gathered in memory.
+
+        Parameters
+        ----------
+        parts : sequence of `GalaxyIndex`
+            Same dimension, same catalogue columns, no shared ``object_id``.
+        out : path
+            Directory of the merged index (written atomically).
+        kind, **knobs
+            As in `build` (``kind="auto"`` picks by the total size).
+        model : optional
+            Recorded in the manifest (default: the first part's model record).
+        name, survey, overwrite, manifest_extra
+            Manifest name/survey, replace an existing ``out``, extra manifest entries.
+
+        Returns
+        -------
+        GalaxyIndex
+            The merged index, loaded from ``out`` (vectors memory-mapped).
+        """
+        faiss = _faiss()
+        parts = list(parts)
+        if not parts:
+            raise ValueError("nothing to merge: no parts given")
+        dim = parts[0].dim
+        for p in parts[1:]:
+            if p.dim != dim:
+                raise ValueError(f"cannot merge indexes of dimension {dim} and {p.dim}")
+            if list(p.table.colnames) != list(parts[0].table.colnames):
+                raise ValueError(f"cannot merge catalogues with columns {parts[0].table.colnames} and "
+                                 f"{p.table.colnames}")
+        unknown = set(knobs) - {"nlist", "m", "nbits", "nprobe", "M", "ef_construction", "ef_search", "refine_factor",
+                                "train_size"}
+        if unknown:
+            raise TypeError(f"unknown index knob(s): {sorted(unknown)}")
+        table = vstack([p.catalog() for p in parts], join_type="exact", metadata_conflicts="silent")
+        n = len(table)
+        ids = np.asarray(table["object_id"])
+        if len(np.unique(ids)) != n:
+            uniq, counts = np.unique(ids, return_counts=True)
+            raise ValueError(f"duplicate object_id values across the parts: {uniq[counts > 1][:5].tolist()}")
+        kind, factory, knobs = _resolve_kind(kind, n, dim, knobs)
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        if kind == "hnsw":
+            index.hnsw.efConstruction = int(knobs["ef_construction"])
+        offsets = np.cumsum([0] + [p.ntotal for p in parts])
+        if not index.is_trained:
+            _disable_polysemous(index)
+            size = min(n, knobs.get("train_size") or max(TRAIN_POINTS_PER_LIST * _ivf_nlist(index), 65536))
+            rows = np.sort(np.random.default_rng(0).choice(n, size=size, replace=False))
+            which = np.searchsorted(offsets, rows, side="right") - 1
+            sample = np.concatenate([parts[i].vectors(rows[which == i] - offsets[i]) for i in np.unique(which)])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                index.train(sample)
+            del sample
+        _set_search_knobs(index, knobs)
+        for p in parts:
+            vec = p._all_vectors()
+            for s in range(0, p.ntotal, chunk):
+                index.add(np.ascontiguousarray(vec[s:s + chunk], dtype=np.float32))
+        if model is None:
+            model_rec = parts[0].manifest.get("model")
+        else:
+            model_rec = {"name": getattr(model, "name", None), "fingerprint": getattr(model, "fingerprint", None),
+                         "dim": int(dim)}
+        manifest = {
+            "format_version": FORMAT_VERSION, "name": name, "survey": survey, "kind": kind, "factory": factory,
+            "metric": "ip", "dim": int(dim), "count": int(n), "model": model_rec, "knobs": knobs,
+            "package_version": _package_version(), "created": _utcnow(), "files": {},
+        }
+        manifest.update(manifest_extra or {})
+        merged = cls(index, parts[0]._all_vectors(), table, manifest)
+        merged._parts = [p._all_vectors() for p in parts]  # save() streams them into one vectors.npy
+        merged.save(out, overwrite=overwrite)
+        del merged
+        return cls.load(out, verify=False)
 
     def add(self, embeddings, table) -> None:
         """Append galaxies (the IVF quantiser trained at build time is reused).
@@ -443,13 +604,14 @@ class GalaxyIndex:
             raise ValueError(
                 f"the new table's columns {cat.colnames} differ from the index catalogue's {self.table.colnames}"
             )
-        clash = np.isin(cat["object_id"], np.asarray(self.table["object_id"]))
+        clash = self.rows_of(np.asarray(cat["object_id"])) >= 0
         if clash.any():
             raise ValueError(f"object_id(s) already in the index: {np.asarray(cat['object_id'])[clash][:5].tolist()}")
         with self._lock:
             self._index.add(vectors)
             self._parts.append(vectors)
-            self.table = vstack([self.table, cat[self.table.colnames]], join_type="exact", metadata_conflicts="silent")
+            old = self.catalog() if any(self.table[c].dtype.kind == "S" for c in self.table.colnames) else self.table
+            self.table = vstack([old, cat[old.colnames]], join_type="exact", metadata_conflicts="silent")
             self._id_order = None
             self.manifest["count"] = int(self._index.ntotal)
             self.manifest["files"] = {}  # no longer describes a saved state
@@ -500,10 +662,43 @@ class GalaxyIndex:
             raise IndexError(f"row numbers must be in [0, {self.ntotal}), got {rows.min()}..{rows.max()}")
         return _gather_rows(vec, rows)
 
+    def _rows(self, rows) -> np.ndarray | slice:
+        if rows is None:
+            return slice(None)
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            return np.flatnonzero(rows)
+        rows = np.atleast_1d(rows).astype(np.int64, copy=False)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.ntotal):
+            raise IndexError(f"row numbers must be in [0, {self.ntotal}), got {rows.min()}..{rows.max()}")
+        return rows
+
+    def catalog(self, rows=None) -> Table:
+        """Catalogue rows as an in-memory `~astropy.table.Table` with text as ``str``.
+
+        `table` of a large loaded index is memory-mapped (text kept as bytes);
+        this reads just the requested rows.
+        """
+        sel = self._rows(rows)
+        return _decode_bytes_columns(Table(self.table[sel], copy=True))
+
+    def object_ids(self, rows=None) -> np.ndarray:
+        """``object_id`` of the given rows (all if None) as a ``str`` array."""
+        ids = np.asarray(self.table["object_id"][self._rows(rows)])
+        return np.char.decode(ids, "utf-8") if ids.dtype.kind == "S" else ids.astype(str)
+
+    def coords(self, rows=None) -> SkyCoord:
+        """Sky positions of the given rows (all if None)."""
+        sel = self._rows(rows)
+        return SkyCoord(np.asarray(self.table["ra"][sel], dtype=np.float64) * u.deg,
+                        np.asarray(self.table["dec"][sel], dtype=np.float64) * u.deg)
+
     def rows_of(self, object_ids) -> np.ndarray:
         """Row numbers of the given object ids; -1 where an id is not in the index."""
         ids = np.atleast_1d(np.asarray(object_ids).astype(str))
-        all_ids = np.asarray(self.table["object_id"]).astype(str)
+        all_ids = np.asarray(self.table["object_id"])
+        if all_ids.dtype.kind == "S":  # memory-mapped bytes: compare as bytes, decode nothing
+            ids = np.char.encode(ids, "utf-8")
         if self._id_order is None:
             self._id_order = np.argsort(all_ids, kind="stable")
         sorted_ids = all_ids[self._id_order]
@@ -765,8 +960,7 @@ class GalaxyIndex:
             vectors = np.load(directory / VECTORS_FILE, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise IndexIntegrityError(f"cannot read {directory / VECTORS_FILE}: {exc}") from None
-        table = Table.read(directory / CATALOG_FILE, format="fits", character_as_bytes=False)
-        table.meta.clear()
+        table = _read_catalog(directory / CATALOG_FILE, mmap)
         count, dim = manifest.get("count"), manifest.get("dim")
         if not (index.ntotal == len(vectors) == len(table) == count):
             raise IndexIntegrityError(

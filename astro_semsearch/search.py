@@ -2,8 +2,9 @@
 
 Both functions return an `astropy.table.Table`, best match first, with the
 columns ``rank`` (1..k), ``object_id``, ``ra``, ``dec`` (deg), ``score``
-(cosine similarity, higher is more similar) and then the catalogue columns
-stored in the index. ``Table.meta["astro_semsearch"]`` records how the table
+(cosine similarity, higher is more similar), the catalogue columns stored in
+the index, and ``viewer_url`` (a link to the galaxy in the Legacy Survey sky
+viewer, see `viewer_urls`). ``Table.meta["astro_semsearch"]`` records how the table
 was made (query, k, model and its sha256, index and the sha256 of its FAISS
 file, package version, UTC time, survey), so a saved ECSV file documents
 itself.
@@ -48,7 +49,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .exceptions import TargetNotFoundError
 from .index import GalaxyIndex, load_index
 
-__all__ = ["semantic_search", "similar_to"]
+__all__ = ["semantic_search", "similar_to", "viewer_urls"]
 
 
 # --------------------------------------------------------------------------
@@ -165,11 +166,27 @@ class _Lazy:
 
 
 def _index_coords(index: GalaxyIndex) -> SkyCoord:
+    """All positions of the index, cached (only for matching a SkyCoord target)."""
     cached = getattr(index, "_skycoord", None)
     if cached is None or len(cached) != index.ntotal:
-        cached = SkyCoord(np.asarray(index.table["ra"], float) * u.deg, np.asarray(index.table["dec"], float) * u.deg)
+        cached = index.coords()
         index._skycoord = cached
     return cached
+
+
+def _cone_rows(index: GalaxyIndex, centre: SkyCoord, radius: u.Quantity, chunk: int = 1 << 20) -> np.ndarray:
+    """Rows within ``radius`` of ``centre``, scanning RA/Dec in chunks (no all-sky SkyCoord in RAM)."""
+    from astropy.coordinates import angular_separation
+
+    c = centre.icrs
+    lon0, lat0, rad = c.ra.rad, c.dec.rad, radius.to_value(u.rad)
+    ra, dec = index.table["ra"], index.table["dec"]
+    found = []
+    for s in range(0, index.ntotal, chunk):
+        sep = angular_separation(np.deg2rad(np.asarray(ra[s:s + chunk], float)),
+                                 np.deg2rad(np.asarray(dec[s:s + chunk], float)), lon0, lat0)
+        found.append(np.flatnonzero(sep <= rad) + s)
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
 def _region_rows(index: GalaxyIndex, region) -> np.ndarray | None:
@@ -181,7 +198,7 @@ def _region_rows(index: GalaxyIndex, region) -> np.ndarray | None:
         if not centre.isscalar:
             raise ValueError("region centre must be a single SkyCoord")
         radius = _check_angle(radius, "region radius", allow_none=False)
-        return np.flatnonzero(_index_coords(index).separation(centre) <= radius)
+        return _cone_rows(index, centre, radius)
     mask = np.asarray(region)
     if mask.dtype != bool or mask.shape != (index.ntotal,):
         raise TypeError(
@@ -204,7 +221,7 @@ def _row_target(index: GalaxyIndex, object_id: str, description: str | None = No
             f"object_id {object_id!r} is not in index {index.name!r} ({index.ntotal} galaxies). "
             "Give a SkyCoord, an image or a FITS file to search around something not indexed."
         )
-    coord = _index_coords(index)[row]
+    coord = index.coords([row])[0]
     return index.vectors([row])[0], row, coord, description or str(object_id)
 
 
@@ -225,7 +242,7 @@ def _resolve_target(target, index: GalaxyIndex, model: _Lazy, max_distance: u.Qu
         coords = _index_coords(index)
         idx, sep, _ = match_coordinates_sky(target, coords)
         if sep <= max_distance:
-            return _row_target(index, str(index.table["object_id"][int(idx)]), target.to_string("decimal", precision=6))
+            return _row_target(index, str(index.object_ids([int(idx)])[0]), target.to_string("decimal", precision=6))
         fetch = None
         try:
             from . import cutouts
@@ -325,7 +342,6 @@ def _ranked(index: GalaxyIndex, qvec: np.ndarray, k: int, *, min_sep, exclude_ro
         return np.zeros(0, np.float32), np.zeros(0, np.int64)
     limit = index.ntotal if region_rows is None else len(region_rows)
     fetch = min(limit, 2 * k + 8)
-    coords_all = _index_coords(index)
     while True:
         scores, rows = index.search(qvec[None, :], fetch, subset=region_rows)
         scores, rows = scores[0], rows[0]
@@ -333,11 +349,37 @@ def _ranked(index: GalaxyIndex, qvec: np.ndarray, k: int, *, min_sep, exclude_ro
         if exclude_row is not None:
             ok &= rows != exclude_row
         scores, rows = scores[ok], rows[ok]
-        keep = _dedup(coords_all[rows], min_sep, anchor)
+        keep = _dedup(index.coords(rows), min_sep, anchor) if min_sep is not None else np.ones(len(rows), bool)
         if keep.sum() >= k or fetch >= limit:
             sel = np.flatnonzero(keep)[:k]
             return scores[sel], rows[sel]
         fetch = min(limit, fetch * 4)
+
+
+def viewer_urls(ra, dec, layer: str | None = None, zoom: int = 16) -> np.ndarray:
+    """Links that open each position in the Legacy Survey sky viewer.
+
+    Parameters
+    ----------
+    ra, dec : array-like (deg)
+    layer : str, optional
+        Viewer layer (default ``conf.viewer_layer``, e.g. ``"ls-dr10"``).
+    zoom : int
+        Viewer zoom level (16 shows a galaxy-sized field).
+
+    Examples
+    --------
+    >>> str(viewer_urls([150.1], [2.2], layer="ls-dr10")[0])
+    'https://www.legacysurvey.org/viewer?ra=150.100000&dec=2.200000&layer=ls-dr10&zoom=16'
+    """
+    from .config import conf
+
+    layer = layer or conf.viewer_layer
+    base = str(conf.legacysurvey_url).rstrip("/")
+    ra = np.atleast_1d(np.asarray(ra, dtype=np.float64))
+    dec = np.atleast_1d(np.asarray(dec, dtype=np.float64))
+    return np.array([f"{base}?ra={r:.6f}&dec={d:.6f}&layer={layer}&zoom={int(zoom)}" for r, d in zip(ra, dec)],
+                    dtype=str)
 
 
 def _index_provenance(index: GalaxyIndex) -> dict:
@@ -362,7 +404,7 @@ def _model_provenance(index: GalaxyIndex, model) -> dict:
 def _table(index: GalaxyIndex, scores, rows, meta: dict) -> Table:
     from . import __version__
 
-    cat = index.table[rows] if len(rows) else index.table[:0]
+    cat = index.catalog(rows)
     out = Table()
     out["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
     out["object_id"] = np.asarray(cat["object_id"]).astype(str)
@@ -371,8 +413,10 @@ def _table(index: GalaxyIndex, scores, rows, meta: dict) -> Table:
     out["score"] = Table.Column(np.asarray(scores, dtype=np.float64), format=".4f",
                                 description="cosine similarity to the query (1 = identical direction)")
     for name in cat.colnames:
-        if name not in ("object_id", "ra", "dec"):
+        if name not in ("object_id", "ra", "dec", "viewer_url"):
             out[name] = cat[name]
+    out["viewer_url"] = Table.Column(viewer_urls(out["ra"], out["dec"]),
+                                     description="Legacy Survey sky viewer centred on the galaxy")
     meta = dict(meta)
     meta.update(
         {
@@ -400,6 +444,8 @@ def semantic_search(
     like_weight: float = 0.5,
     min_separation: u.Quantity | None = 5 * u.arcsec,
     region=None,
+    rerank=None,
+    rerank_top_n: int = 100,
 ) -> Table:
     """Find the galaxies whose images best match a description.
 
@@ -429,16 +475,27 @@ def semantic_search(
     region : (SkyCoord, angle) or boolean mask, optional
         Only search inside a cone, or among rows where the mask is True
         (e.g. ``index.table["mag"] < 18``).
+    rerank : `~astro_semsearch.rerank.Reranker` or str, optional
+        Re-rank the first ``rerank_top_n`` hits before cutting to ``k``: a
+        re-ranker instance or a name (``"expansion"``, ``"galaxidnet"``,
+        ``"vlm"``; ``"feedback"`` needs marks, so give a
+        `~astro_semsearch.rerank.FeedbackReranker` instance). See
+        `astro_semsearch.rerank.rerank`.
+    rerank_top_n : int
+        How many hits the re-ranker sees (at least ``k`` are fetched).
 
     Returns
     -------
     `~astropy.table.Table`
-        ``rank, object_id, ra, dec, score`` + the index's catalogue columns.
+        ``rank, object_id, ra, dec, score`` + the index's catalogue columns;
+        with ``rerank`` also ``rerank_score`` and ``search_rank`` after
+        ``score``, and ``meta["astro_semsearch"]["rerank"]``.
 
     Examples
     --------
     >>> hits = semantic_search("ring galaxy", k=5)              # doctest: +SKIP
     >>> hits = semantic_search(["spiral arms", "bar"], negative="edge-on", k=5)  # doctest: +SKIP
+    >>> hits = semantic_search("ring galaxy", k=10, rerank="expansion", rerank_top_n=100)  # doctest: +SKIP
     """
     queries = _texts(query, "query")
     negatives = _texts(negative, "negative") if negative is not None else []
@@ -446,6 +503,13 @@ def semantic_search(
     negative_weight = _check_weight(negative_weight, "negative_weight", None)
     like_weight = _check_weight(like_weight, "like_weight", 1.0)
     min_sep = _check_angle(min_separation, "min_separation")
+    reranker = None
+    if rerank is not None:
+        from .rerank import get_reranker
+
+        reranker = get_reranker(rerank)  # fail on a bad name before any work
+        if isinstance(rerank_top_n, bool) or not isinstance(rerank_top_n, (int, np.integer)) or rerank_top_n < 1:
+            raise ValueError(f"rerank_top_n must be a positive integer, got {rerank_top_n!r}")
     index = _resolve_index(index)
     region_rows = _region_rows(index, region)
     model = _resolve_model(model, index)
@@ -461,7 +525,12 @@ def semantic_search(
         nvec = _unit(np.asarray(model.embed_text(negatives), dtype=np.float32).mean(axis=0))
         q = _unit(q - negative_weight * nvec)
 
-    scores, rows = _ranked(index, q, k, min_sep=min_sep, region_rows=region_rows)
+    fetch = k
+    if reranker is not None:
+        # Over-fetch so the re-ranker sees rerank_top_n candidates (no more than the index can give).
+        available = index.ntotal if region_rows is None else len(region_rows)
+        fetch = max(k, min(int(rerank_top_n), available))
+    scores, rows = _ranked(index, q, fetch, min_sep=min_sep, region_rows=region_rows)
     meta = {
         "function": "semantic_search",
         "query": queries[0] if isinstance(query, str) else queries,
@@ -474,7 +543,14 @@ def semantic_search(
         "model": _model_provenance(index, model),
         "index": _index_provenance(index),
     }
-    return _table(index, scores, rows, meta)
+    table = _table(index, scores, rows, meta)
+    if reranker is not None and len(table):
+        from .rerank import RerankQuery
+        from .rerank import rerank as _rerank
+
+        table = _rerank(table, reranker, top_n=int(rerank_top_n), query=RerankQuery(queries, q), index=index,
+                        model=model)[: min(k, len(table))]
+    return table
 
 
 def similar_to(
@@ -548,7 +624,7 @@ def similar_to(
     meta = {
         "function": "similar_to",
         "query": desc,
-        "target_object_id": None if row is None else str(index.table["object_id"][row]),
+        "target_object_id": None if row is None else str(index.object_ids([row])[0]),
         "k": k,
         "exclude_self": bool(exclude_self),
         "min_separation_arcsec": None if min_sep is None else float(min_sep.value),
@@ -581,7 +657,33 @@ def _parse_target(words: list[str]):
 def _emit(table: Table, args) -> int:
     from ._utils import emit_table
 
-    return emit_table(table, args.output, args.overwrite)
+    html = getattr(args, "html", None)
+    if html and Path(html).exists() and not args.overwrite:
+        # Checked before anything is written, so a refused run leaves no half of its outputs.
+        raise FileExistsError(f"{html} already exists (add --overwrite to replace it)")
+    status = emit_table(table, args.output, args.overwrite)
+    if html:
+        from .report import write_html
+
+        write_html(table, html, images=getattr(args, "images", None), overwrite=args.overwrite)
+        print(f"wrote an HTML report of {len(table)} hits to {html}")
+    return status
+
+
+def _cli_reranker(args):
+    """The re-ranker asked for on the command line (None without --rerank)."""
+    name = getattr(args, "rerank", None)
+    if (getattr(args, "good", None) or getattr(args, "bad", None)) and name != "feedback":
+        raise ValueError("--good/--bad mark hits for relevance feedback; add --rerank feedback")
+    if name is None:
+        return None
+    from .rerank import get_reranker
+
+    if name == "feedback":
+        return get_reranker("feedback", good=args.good or None, bad=args.bad or None)
+    if name == "vlm" and getattr(args, "vlm_model", None):
+        return get_reranker("vlm", model=args.vlm_model)
+    return get_reranker(name)
 
 
 def _cli_search(args) -> int:
@@ -593,6 +695,8 @@ def _cli_search(args) -> int:
         negative=(args.negative if len(args.negative) > 1 else args.negative[0]) if args.negative else None,
         negative_weight=args.negative_weight,
         min_separation=args.min_separation * u.arcsec,
+        rerank=_cli_reranker(args),
+        rerank_top_n=args.rerank_top_n,
     )
     return _emit(hits, args)
 
@@ -619,6 +723,11 @@ def _common(p) -> None:
     p.add_argument("-o", "--output", default=None,
                    help="write the table here (format from the extension: .ecsv, .fits, .csv, .vot ...)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--html", default=None, metavar="FILE",
+                   help="also write a self-contained HTML report with thumbnails and sky-viewer links")
+    p.add_argument("--images", default=None, metavar="DIR",
+                   help="for --html: local images named <object_id>.jpg/.png/.fits (default: the index's own "
+                        "images, else Legacy Survey cutouts)")
 
 
 def add_cli(subparsers) -> None:
@@ -627,6 +736,16 @@ def add_cli(subparsers) -> None:
     p.add_argument("query", nargs="+", help="description(s), e.g. \"ring galaxy\"; several are averaged")
     p.add_argument("--negative", action="append", default=[], metavar="TEXT", help="steer away from TEXT (repeatable)")
     p.add_argument("--negative-weight", type=float, default=0.5, help="strength of --negative (default 0.5)")
+    p.add_argument("--rerank", default=None, choices=["feedback", "expansion", "galaxidnet", "vlm"],
+                   help="re-rank the first --rerank-top-n hits (see the Re-ranking docs for which help)")
+    p.add_argument("--rerank-top-n", type=int, default=100, metavar="N",
+                   help="how many hits the re-ranker sees (default 100)")
+    p.add_argument("--good", action="append", default=[], metavar="ID",
+                   help="with --rerank feedback: an object id you judge a good hit (repeatable)")
+    p.add_argument("--bad", action="append", default=[], metavar="ID",
+                   help="with --rerank feedback: an object id you judge a bad hit (repeatable)")
+    p.add_argument("--vlm-model", default=None, metavar="NAME_OR_PATH",
+                   help="with --rerank vlm: the local vision-language model (transformers name or directory)")
     _common(p)
     p.set_defaults(func=_cli_search)
 

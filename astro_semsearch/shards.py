@@ -509,6 +509,37 @@ class ShardedIndex:
             out[sel] = self.shards[s].vectors(local[sel])
         return out.reshape(*shape, self.dim)
 
+    def catalog(self, rows=None) -> Table:
+        """Catalogue rows (global row numbers; all if None) as an in-memory Table."""
+        if rows is None:
+            return vstack([s.catalog() for s in self.shards], join_type="exact", metadata_conflicts="silent")
+        rows = np.atleast_1d(np.asarray(rows))
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64, copy=False)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.ntotal):
+            raise IndexError(f"row numbers must be in [0, {self.ntotal}), got {rows.min()}..{rows.max()}")
+        if rows.size == 0:
+            return self.shards[0].catalog([])
+        shard, local = self._split(rows)
+        parts, order = [], []
+        for s in np.unique(shard):
+            sel = np.flatnonzero(shard == s)
+            parts.append(self.shards[s].catalog(local[sel]))
+            order.append(sel)
+        out = vstack(parts, join_type="exact", metadata_conflicts="silent")
+        return out[np.argsort(np.concatenate(order), kind="stable")]
+
+    def object_ids(self, rows=None) -> np.ndarray:
+        """``object_id`` of global rows (all if None) as a ``str`` array."""
+        return np.asarray(self.catalog(rows)["object_id"]).astype(str)
+
+    def coords(self, rows=None):
+        """Sky positions (SkyCoord) of global rows (all if None)."""
+        from astropy.coordinates import SkyCoord
+        from astropy import units as u
+
+        cat = self.catalog(rows)
+        return SkyCoord(np.asarray(cat["ra"], float) * u.deg, np.asarray(cat["dec"], float) * u.deg)
+
     def rows_of(self, object_ids) -> np.ndarray:
         """Global row numbers of object ids; -1 where an id is not in the index."""
         ids = np.atleast_1d(np.asarray(object_ids).astype(str))
@@ -641,17 +672,14 @@ class ShardedIndex:
     def merge(self, out: str | os.PathLike, *, kind: str = "auto", overwrite: bool = False, **knobs: Any) -> GalaxyIndex:
         """Write all shards as one `GalaxyIndex` (rows in global order) to ``out``.
 
-        The vectors are copied exactly; the FAISS structure is rebuilt with
+        The vectors are copied exactly, streamed from the memory-mapped shards
+        (`GalaxyIndex.merge`); the FAISS structure is rebuilt with
         ``kind``/``knobs`` over all rows (an IVF quantiser needs all of them).
         """
-        from types import SimpleNamespace
-
-        rec = self.manifest.get("model") or {}
-        model = SimpleNamespace(**rec) if rec.get("fingerprint") else None
-        merged = GalaxyIndex.build(self.vectors(), self.table, kind=kind, model=model, name=self.name,
-                                   survey=self.manifest.get("survey"), **knobs)
-        merged.save(out, overwrite=overwrite)
-        return merged
+        if not self.shards:
+            raise ValueError("the sharded index has no shards yet")
+        return GalaxyIndex.merge(self.shards, out, kind=kind, name=self.name, survey=self.manifest.get("survey"),
+                                 overwrite=overwrite, model=None, **knobs)
 
     def __repr__(self) -> str:
         return (f"<ShardedIndex {self.name!r}: {self.ntotal} galaxies in {self.nshards} shards "

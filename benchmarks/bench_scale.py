@@ -101,6 +101,50 @@ def measure(index, queries: np.ndarray, truth: np.ndarray, n_single: int, k: int
             "recall@100": recall_at(rows, truth, 100)}
 
 
+_RSS_PROBE = r"""
+import json, sys, numpy as np
+def rss():
+    out = {}
+    for line in open("/proc/self/status"):
+        if line.startswith(("RssAnon", "RssFile")):
+            key, value = line.split(":")
+            out[key] = int(value.split()[0]) * 1024
+    return out
+from astro_semsearch.index import GalaxyIndex, load_index
+# Baseline after every module is imported and initialised (load and search the tiny shipped index).
+tiny = load_index()
+tiny.catalog(tiny.search(tiny.vectors([0]), 10)[1][0])
+del tiny
+base = rss()
+index = GalaxyIndex.load(sys.argv[1], verify=False)
+queries = np.load(sys.argv[2])
+for q in queries:  # as semantic_search does: search, then read the hits' catalogue rows
+    scores, rows = index.search(q, 100)
+    index.catalog(rows[0])
+after = rss()
+print(json.dumps({"anon": after["RssAnon"] - base["RssAnon"], "file": after["RssFile"] - base["RssFile"]}))
+"""
+
+
+def resident(target: Path, queries: np.ndarray, n: int) -> dict:
+    """Resident memory per galaxy of a loaded index, measured in a fresh process.
+
+    ``anon``: private memory (FAISS structure, Python objects) that cannot be
+    dropped; ``file``: memory-mapped pages (vectors read by the refinement,
+    catalogue rows) that the kernel keeps as page cache and may evict.
+    """
+    import subprocess
+
+    qfile = target.parent / f"{target.name}-queries.npy"
+    np.save(qfile, queries)
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(target), str(qfile)], capture_output=True,
+                         text=True, env=env, check=True)
+    qfile.unlink()
+    d = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"rss_anon_b_per_vec": d["anon"] / n, "rss_file_b_per_vec": d["file"] / n}
+
+
 def row(r: dict) -> str:
     return (f"| {r['n']:.0e} | {r['kind']} | {r['factory']} | {r['build_s']:.1f} | {r['ram_b_per_vec']:.0f} "
             f"| {r['disk_b_per_vec']:.0f} | {r['single_p50_ms']:.2f} | {r['single_p99_ms']:.2f} "
@@ -137,6 +181,10 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default=None, help="where indexes are saved (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the saved indexes in --workdir")
     p.add_argument("--json", default=None, help="append results (JSON lines) to this file")
+    p.add_argument("--real", default=None,
+                   help="an .npz from real_embeddings.py: benchmark on real model embeddings instead of synthetic")
+    p.add_argument("--rss", action="store_true",
+                   help="also measure resident memory of the loaded index in a fresh process (RssAnon/RssFile)")
     p.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all cores)")
     args = p.parse_args(argv)
 
@@ -147,16 +195,29 @@ def main(argv=None) -> int:
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
     print(f"Machine: {machine()}", flush=True)
-    print(f"Data: dim {args.dim}, clustered unit vectors (1000 centres, spread 0.8), {args.queries} held-out "
-          f"queries, k=100\n", flush=True)
+    if not args.real:
+        print(f"Data: dim {args.dim}, clustered unit vectors (1000 centres, spread 0.8), {args.queries} held-out "
+              f"queries, k=100\n", flush=True)
     print(HEADER, flush=True)
     workroot = Path(args.workdir or tempfile.mkdtemp(prefix="bench-scale-"))
     workroot.mkdir(parents=True, exist_ok=True)
     results = []
-    for n in (int(x) for x in args.n):
+    sizes = [int(x) for x in args.n]
+    if args.real:
+        real = np.load(args.real)
+        sizes = [len(real["data"])]
+        args.dim = real["data"].shape[1]
+        print(f"<!-- real embeddings from {Path(args.real).name}: model {real['model']} "
+              f"({str(real['fingerprint'])[:12]}), {len(real['data'])} indexed, {len(real['queries'])} image "
+              f"queries + {len(real['text_queries'])} text queries -->", flush=True)
+    for n in sizes:
         t0 = time.perf_counter()
-        data, centres = clustered_unit_vectors(n, args.dim, seed=0)
-        queries, _ = clustered_unit_vectors(args.queries, args.dim, seed=1, centres=centres)
+        if args.real:
+            data = np.ascontiguousarray(real["data"])
+            queries = np.ascontiguousarray(np.concatenate([real["queries"], real["text_queries"]]))
+        else:
+            data, centres = clustered_unit_vectors(n, args.dim, seed=0)
+            queries, _ = clustered_unit_vectors(args.queries, args.dim, seed=1, centres=centres)
         table = catalogue(n, seed=0)
         truth = exact_truth(data, queries, 100)
         print(f"<!-- n={n}: data + exact truth in {time.perf_counter() - t0:.1f} s -->", flush=True)
@@ -175,7 +236,10 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             index = GalaxyIndex.build(data, table, kind=kind, name=f"bench-{n}", **knobs)
             build_s = time.perf_counter() - t0
-            ram = len(faiss.serialize_index(index._index)) / n
+            if real_kind == "flat":  # the vectors themselves (serializing a copy would double the RAM used)
+                ram = 4.0 * args.dim
+            else:
+                ram = len(faiss.serialize_index(index._index)) / n
             target = workroot / f"{n}-{spec.replace(':', '_').replace(',', '_').replace('=', '')}"
             shutil.rmtree(target, ignore_errors=True)
             index.save(target)
@@ -185,6 +249,11 @@ def main(argv=None) -> int:
             r = {"n": n, "dim": args.dim, "kind": spec, "factory": label, "build_s": build_s,
                  "ram_b_per_vec": ram, "disk_b_per_vec": disk, "knobs": full}
             r.update(measure(index, queries, truth, args.single))
+            if args.rss:
+                r.update(resident(target, queries[: args.single], n))
+                print(f"<!-- {spec}: measured resident {r['rss_anon_b_per_vec']:.1f} B/vec private + "
+                      f"{r['rss_file_b_per_vec']:.1f} B/vec memory-mapped (page cache) after "
+                      f"{args.single} queries -->", flush=True)
             results.append(r)
             done[key] = r
             print(row(r), flush=True)

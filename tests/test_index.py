@@ -140,8 +140,11 @@ def test_auto_switches_to_ivfpq_above_limit(monkeypatch):
 
 
 def test_default_knobs_meet_memory_budget():
-    # nlist ~ 4 sqrt(n), a power of two; PQ codes <= 48 bytes (resident <= 64 B/vector with the 8 B id)
-    assert index_mod._default_nlist(10**8) == 32768
+    # nlist ~ 4 sqrt(n), a power of two, capped (k-means cost); PQ codes <= 48 bytes
+    # (resident <= 64 B/vector with the 8 B id)
+    assert index_mod._default_nlist(10**6) == 4096
+    assert index_mod._default_nlist(10**7) == index_mod.IVF_NLIST_CAP == 4096
+    assert index_mod._default_nlist(10**8) == 16384
     assert index_mod._default_nlist(1000) == 16  # capped so each list gets >= 39 training points
     for dim in (128, 256, 512, 768, 1024):
         m = index_mod._default_pq_m(dim)
@@ -442,3 +445,57 @@ def test_knobs_survive_save_and_load(tmp_path):
     assert faiss.downcast_index(back._index).hnsw.efSearch == 99
     with pytest.raises(IndexError, match="row numbers"):
         back.vectors([800])
+
+
+def test_ivf_trains_on_a_subsample(monkeypatch):
+    # k-means cost is O(train_size * nlist): the index must train on train_size vectors, not all n
+    seen = []
+    import faiss
+
+    real = faiss.IndexIVFPQ.train
+
+    def spy(self, x):
+        seen.append(len(x))
+        return real(self, x)
+
+    monkeypatch.setattr(faiss.IndexIVFPQ, "train", spy)
+    v = clustered(3000, 16)
+    idx = GalaxyIndex.build(v, catalogue(3000), kind="ivfpq", nlist=16, m=4, nbits=6, train_size=1000)
+    assert seen == [1000] and idx.ntotal == 3000
+    assert idx.search(v[:3], 5)[1][:, 0].tolist() == [0, 1, 2]  # 50 candidates re-scored exactly
+
+
+def test_large_catalogue_is_memory_mapped(tmp_path, monkeypatch):
+    v = clustered(300, 16)
+    GalaxyIndex.build(v, catalogue(300)).save(tmp_path / "ix")
+    monkeypatch.setattr(index_mod, "CATALOG_DECODE_LIMIT", 100)
+    idx = GalaxyIndex.load(tmp_path / "ix")
+    assert idx.table["object_id"].dtype.kind == "S"  # left as memory-mapped bytes
+    cat = idx.catalog([5, 2])
+    assert cat["object_id"].dtype.kind == "U" and list(cat["object_id"]) == [catalogue(300)["object_id"][5],
+                                                                            catalogue(300)["object_id"][2]]
+    assert list(idx.object_ids([7])) == [str(catalogue(300)["object_id"][7])]
+    assert idx.rows_of([str(catalogue(300)["object_id"][42]), "nope"]).tolist() == [42, -1]
+    np.testing.assert_allclose(idx.coords([3]).ra.deg, catalogue(300)["ra"][3])
+    # a small catalogue is decoded as usual
+    monkeypatch.setattr(index_mod, "CATALOG_DECODE_LIMIT", 1000)
+    assert GalaxyIndex.load(tmp_path / "ix").table["object_id"].dtype.kind == "U"
+
+
+def test_streaming_merge_equals_one_build(tmp_path):
+    v = clustered(900, 16)
+    cat = catalogue(900)
+    parts = [GalaxyIndex.build(v[a:b], cat[a:b]) for a, b in ((0, 300), (300, 650), (650, 900))]
+    merged = GalaxyIndex.merge(parts, tmp_path / "m", kind="ivfpq", nlist=8, m=4, nbits=6, chunk=100)
+    assert merged.ntotal == 900 and merged.kind == "ivfpq" and merged.path == tmp_path / "m"
+    np.testing.assert_array_equal(merged.vectors(), np.concatenate([p.vectors() for p in parts]))  # bit for bit
+    assert list(merged.table["object_id"]) == list(cat["object_id"])
+    np.testing.assert_array_equal(merged.search(v[:4], 5)[1][:, 0], [0, 1, 2, 3])
+    assert merged.manifest["count"] == 900 and merged.manifest["files"]["vectors.npy"]["bytes"] > 900 * 16 * 4
+    with pytest.raises(ValueError, match="duplicate object_id"):
+        GalaxyIndex.merge([parts[0], parts[0]], tmp_path / "dup")
+    with pytest.raises(ValueError, match="no parts"):
+        GalaxyIndex.merge([], tmp_path / "none")
+    with pytest.raises(ValueError, match="dimension"):
+        GalaxyIndex.merge([parts[0], GalaxyIndex.build(clustered(10, 8), catalogue(10))], tmp_path / "d")
+    assert not (tmp_path / "dup").exists()

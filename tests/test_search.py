@@ -104,7 +104,9 @@ def test_text_search_matches_brute_force(setup):
     order, s = brute(vecs, model.text_vector("ring galaxy"))
     assert list(hits["object_id"]) == [f"G{i:03d}" for i in order[:10]]
     np.testing.assert_allclose(hits["score"], s[order[:10]], atol=1e-5)
-    assert hits.colnames == ["rank", "object_id", "ra", "dec", "score", "mag_r"]
+    assert hits.colnames == ["rank", "object_id", "ra", "dec", "score", "mag_r", "viewer_url"]
+    ra0, dec0 = hits["ra"][0], hits["dec"][0]
+    assert hits["viewer_url"][0].endswith(f"?ra={ra0:.6f}&dec={dec0:.6f}&layer=ls-dr10&zoom=16")
     assert list(hits["rank"]) == list(range(1, 11))
     assert hits["ra"].unit == u.deg and hits["dec"].dtype == np.float64 and hits["mag_r"].unit == u.mag
     assert hits["object_id"].dtype.kind == "U"

@@ -2,8 +2,8 @@
 
 A fake Galaxy Zoo directory (labels.csv + JPEGs of synthetic galaxies) is
 written to tmp_path; the real pipeline (captions, lens injection, MiniLM
-caption features, SimCLR, alignment, checkpoints) runs on it for one or two
-epochs with a tiny network.
+caption features, SimCLR, alignment, symbols, the mini-search monitor,
+checkpoints) runs on it for one or two epochs with a tiny network.
 """
 import csv
 import json
@@ -19,6 +19,7 @@ import astro_semsearch.training.train as train_mod
 from astro_semsearch.training.data import GZ2_COLUMNS, load_gz2, load_images, split_of
 
 N_GAL = 32
+N_VAL = 6  # validation-split galaxies: never trained on, the monitor's gallery
 
 
 def _galaxy(rng, kind, size=48):
@@ -43,7 +44,7 @@ def gz2_dir(tmp_path_factory):
     (root / "images").mkdir()
     rng = np.random.default_rng(0)
     ids = [g for g in range(100000, 101000) if split_of(g) == "train"][:N_GAL]
-    ids.append(next(g for g in range(100000, 101000) if split_of(g) == "val"))
+    ids += [g for g in range(100000, 101000) if split_of(g) == "val"][:N_VAL]
     rows = []
     for i, gid in enumerate(ids):
         kind = "smooth" if i % 2 == 0 else "spiral"
@@ -84,7 +85,7 @@ def test_split_is_stable_and_about_15_percent():
 
 def test_load_gz2_and_images(gz2_dir):
     table = load_gz2(gz2_dir)
-    assert len(table) == N_GAL + 1
+    assert len(table) == N_GAL + N_VAL
     assert set(GZ2_COLUMNS) <= set(table.colnames)
     assert np.isnan(table["Class3.1"]).all()  # missing votes are NaN, not masked
     imgs = load_images(table["path"][:3], size=20, threads=1)
@@ -153,7 +154,7 @@ def test_end_to_end_train(gz2_dir, tmp_path):
     log = json.loads((tmp_path / "run" / "training_log.json").read_text())
     assert [e["stage"] for e in log["epochs"]] == ["ssl", "align"]
     assert all(np.isfinite(e["loss"]) for e in log["epochs"])
-    assert log["n_ssl_images"] == N_GAL  # the val-split galaxy is never used
+    assert log["n_ssl_images"] == N_GAL  # the val-split galaxies are never trained on
     assert log["model_sha256"] == model.fingerprint
     card = (out / "MODEL_CARD.md").read_text()
     assert "Willett et al. 2013" in card and "SDSS" in card
@@ -218,3 +219,133 @@ def test_cli_registers_train(tmp_path):
     add_cli(sub)
     args = parser.parse_args(["train", "--out", str(tmp_path), "--no-resume", "--device", "cpu"])
     assert args.resume is False and args.device == "cpu" and callable(args.func)
+
+
+# ------------------------------------------------------------------ mini-search loose accuracy
+def _on_circle(degrees):
+    t = np.radians(degrees)
+    return np.stack([np.cos(t), np.sin(t)], 1)
+
+
+def test_loose_accuracy_equals_a_hand_count():
+    # Angles (deg) and labels; neighbours by angle, worked out by hand:
+    #   p0(0,A): p1 p2 p3 p4   p1(25,A): p2 p0 p3 p4   p2(45,B): p1 p0 p3 p4
+    #   p3(100,B): p2 p1 p4 p0   p4(190,A): p3 p2 p1 p0
+    emb = _on_circle([0, 25, 45, 100, 190])
+    labels = ["A", "A", "B", "B", "A"]
+    r1 = train_mod.mini_search_loose_accuracy(emb, labels, k=1)
+    assert r1["loose_accuracy"] == pytest.approx(2 / 5)        # hits: p0, p3
+    assert r1["chance"] == pytest.approx((3 * 2 / 4 + 2 * 1 / 4) / 5)
+    r2 = train_mod.mini_search_loose_accuracy(emb, labels, k=2)
+    assert r2["loose_accuracy"] == pytest.approx(3 / 5)        # hits: p0, p1, p3
+    assert r2["per_class"] == pytest.approx({"A": 2 / 3, "B": 1 / 2})
+    assert r2["macro"] == pytest.approx(7 / 12)
+    # Random top 2 of the 4 others: A misses with C(2,2)/C(4,2) = 1/6, B with C(3,2)/C(4,2) = 1/2.
+    assert r2["chance"] == pytest.approx((3 * 5 / 6 + 2 * 1 / 2) / 5)
+    assert (r2["k"], r2["n"]) == (2, 5)
+
+
+def test_loose_accuracy_extremes_and_errors():
+    # Two tight clusters, labelled by cluster: every query finds its own kind.
+    emb = _on_circle([0, 2, 4, 90, 92, 94])
+    perfect = train_mod.mini_search_loose_accuracy(emb, list("aaabbb"), k=2)
+    assert perfect["loose_accuracy"] == 1.0 and perfect["macro"] == 1.0
+    # Each nearest neighbour has the other label: nothing found at k=1 ...
+    pairs = _on_circle([0, 1, 90, 91])
+    worst = train_mod.mini_search_loose_accuracy(pairs, list("abab"), k=1)
+    assert worst["loose_accuracy"] == 0.0 and worst["macro"] == 0.0
+    # ... while at k = n - 1 every query sees the whole gallery.
+    assert train_mod.mini_search_loose_accuracy(pairs, list("abab"), k=10)["loose_accuracy"] == 1.0
+    with pytest.raises(ValueError, match="at least 2"):
+        train_mod.mini_search_loose_accuracy(pairs[:1], ["a"])
+    with pytest.raises(ValueError, match="labels"):
+        train_mod.mini_search_loose_accuracy(pairs, ["a", "b"])
+    with pytest.raises(ValueError, match="k must be"):
+        train_mod.mini_search_loose_accuracy(pairs, list("abab"), k=0)
+
+
+def test_monitor_is_printed_and_logged_every_epoch(gz2_dir, tmp_path, capsys):
+    out = train_mod.train(_config(gz2_dir), tmp_path / "run", device="cpu")
+    log = json.loads((tmp_path / "run" / "training_log.json").read_text())
+    assert log["monitor"]["n_gallery"] == N_VAL and log["monitor"]["split"] == "val"
+    assert log["monitor"]["labels"] == {"round smooth": 3, "spiral": 3}
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["stage"] for m in metrics] == ["ssl", "align"] == [e["stage"] for e in log["epochs"]]
+    for m in metrics:
+        assert 0.0 <= m["loose_acc"] <= 1.0 and 0.0 <= m["loose_acc_macro"] <= 1.0
+        # 3 + 3 galaxies, k = 3: a random top 3 misses its class with C(3,3)/C(5,3) = 1/10.
+        assert m["loose_acc_chance"] == pytest.approx(0.9)
+    printed = capsys.readouterr().out
+    assert printed.count("mini-search loose accuracy@3 on 6 val galaxies") == 2
+    assert "mini-search loose accuracy@3" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_monitor_can_be_switched_off(gz2_dir, tmp_path):
+    cfg = _config(gz2_dir)
+    cfg["ssl"]["epochs"] = 0
+    cfg["monitor"] = {"enabled": False}
+    train_mod.train(cfg, tmp_path / "run", device="cpu")
+    log = json.loads((tmp_path / "run" / "training_log.json").read_text())
+    assert "monitor" not in log and all("loose_acc" not in e for e in log["epochs"])
+
+
+# ------------------------------------------------------------------ symbols and fine-tuning
+def test_symbol_term_trains_on_a_tiny_dataset(gz2_dir, tmp_path):
+    cfg = _config(gz2_dir)
+    cfg["ssl"]["epochs"] = 0
+    plain = GalaxyModel.load(train_mod.train(cfg, tmp_path / "plain", device="cpu"))
+    cfg["symbols"] = {"enabled": True, "weight": 1.0, "fraction": 1.0, "variants": 2}
+    out = train_mod.train(cfg, tmp_path / "sym", device="cpu")
+    log = json.loads((tmp_path / "sym" / "training_log.json").read_text())
+    # Round ellipticals and spirals from the labels, plus the lens symbol for the injected arcs.
+    assert log["symbols"]["classes"] == 3 and log["symbols"]["variants"] == 2
+    assert log["symbols"]["n_with_symbol"] == log["n_align_images"]
+    sym_loss = log["epochs"][-1]["symbol_loss"]
+    assert np.isfinite(sym_loss) and sym_loss > 0
+    assert "symbol" in (out / "MODEL_CARD.md").read_text()
+    # The term changes the training (same seed, same data otherwise).
+    assert GalaxyModel.load(out).fingerprint != plain.fingerprint
+    assert "symbol_loss" not in json.loads((tmp_path / "plain" / "training_log.json").read_text())["epochs"][-1]
+
+
+def test_symbol_term_masks_pairs_of_the_same_class():
+    """Two galaxies with the same symbol class are not pushed apart: the loss ignores their pair."""
+    torch.manual_seed(0)
+    model = GalaxyModel.from_config({"dim": 8, "image_size": 32, "stem_channels": 8, "channels": [8, 8, 8],
+                                     "head_hidden": 16}, seed=0)
+    bank = np.random.default_rng(0).integers(0, 255, (2, 1, 40, 40, 3), dtype=np.uint8)
+    sym = {"bank": bank, "key_of": np.array([0, 0, 1, 1]), "lens_key": -1}
+    zi = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    zt = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    aug = aug_mod.Augment(out_size=32, rotate=False, flip=False, scale=(1, 1), shift=0, blur_sigma=(0, 0),
+                          noise=0, brightness=0)
+    log = []
+    model.eval()
+    term = train_mod._symbol_term(model, sym, np.arange(4), np.zeros(0, int), zi, zt, torch.tensor(10.0),
+                                  {"fraction": 1.0}, np.random.default_rng(0), torch.Generator(), aug, "cpu", log)
+    # By hand: each image competes only against the symbol of the other class.
+    zs = model.encode_image_tensor(aug(torch.from_numpy(bank[[0, 0, 1, 1], 0])))
+    ids = torch.tensor([0, 0, 1, 1])
+    expected = 0.5 * (train_mod.clip_loss(zi, zs, torch.tensor(10.0), ids)
+                      + train_mod.clip_loss(zs, zt, torch.tensor(10.0), ids))
+    term, expected = term.item(), expected.item()
+    assert term == pytest.approx(expected, rel=1e-5) and log == [pytest.approx(expected)]
+    unmasked = 0.5 * (train_mod.clip_loss(zi, zs, torch.tensor(10.0)) + train_mod.clip_loss(zs, zt, torch.tensor(10.0)))
+    assert term < unmasked.item()
+
+
+def test_init_model_starts_from_the_given_weights(gz2_dir, tmp_path, monkeypatch):
+    start = GalaxyModel.from_config({"name": "start", "dim": 16, "image_size": 32, "stem_channels": 8,
+                                     "channels": [8, 16, 16], "head_hidden": 32}, seed=3)
+    start.save(tmp_path / "start")
+    cfg = _config(gz2_dir)
+    cfg["ssl"]["epochs"] = 0
+    cfg["train"]["init_model"] = str(tmp_path / "start")
+    # With the alignment epoch replaced by a no-op, the output must be the starting weights.
+    monkeypatch.setattr(train_mod, "_run_align_epoch", lambda *a, **k: (0.0, 0))
+    out = train_mod.train(cfg, tmp_path / "ft", device="cpu")
+    model = GalaxyModel.load(out)
+    assert model.fingerprint == start.fingerprint and model.name == "tiny"
+    log = json.loads((tmp_path / "ft" / "training_log.json").read_text())
+    assert log["init_model"]["sha256"] == start.fingerprint
+    assert "Initialised from" in (out / "MODEL_CARD.md").read_text()

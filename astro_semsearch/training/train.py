@@ -16,9 +16,24 @@ Two stages, both contrastive:
    hold no real strong lenses. In-batch pairs sharing a caption string are
    not used as negatives (they are not wrong matches).
 
+   Optionally (``[symbols] enabled = true``, GalaxAlign's three-way
+   alignment), a schematic symbol drawn for each galaxy's Galaxy Zoo label
+   (`astro_semsearch.training.symbols`) is embedded by the same image
+   encoder and contrastively aligned with the galaxy image and with its
+   caption. ``[train] init_model`` starts from a trained model's weights
+   (fine-tuning) instead of a random initialisation.
+
+After every epoch a training monitor, GalaxIDNet's *mini-search loose
+accuracy* (`mini_search_loose_accuracy`), searches a small fixed gallery of
+validation-split galaxies (never trained on) with each of its members and
+counts a query as correct when any of its top ``k`` results shares its
+coarse Galaxy Zoo class (`astro_semsearch.training.symbols.gz2_label`). It
+is printed and logged; it is not used to select or stop anything.
+
 The run writes into ``--out``: a decoded-image cache, caption embeddings,
 one checkpoint per epoch (``checkpoints/``; resumed automatically), a
-``training_log.json`` and the final model in ``model/`` (load it with
+``training_log.json``, the per-epoch metrics (loss, monitor) as JSON lines
+in ``metrics.jsonl`` and the final model in ``model/`` (load it with
 ``load_model(DIR / "model")``). Seeds are fixed; an interrupted run resumed
 from its last complete checkpoint draws the same random numbers as an
 uninterrupted one for the following epochs.
@@ -52,7 +67,7 @@ from torch import nn
 from .._utils import atomic_directory, atomic_write_bytes, progress, sha256_file
 from .augment import Augment, center_crop
 
-__all__ = ["train", "load_config", "add_cli", "DEFAULT_CONFIG_PATH"]
+__all__ = ["train", "load_config", "add_cli", "mini_search_loose_accuracy", "DEFAULT_CONFIG_PATH"]
 
 DEFAULT_CONFIG_PATH = "astro_semsearch/training/default_config.toml"
 
@@ -141,6 +156,155 @@ def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor,
 
 def _json_dump(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def _write_metrics(out: Path, epochs: list[dict]) -> None:
+    """``metrics.jsonl``: one JSON object per finished epoch (rewritten whole, so resumes never duplicate)."""
+    lines = "".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in epochs)
+    atomic_write_bytes(out / "metrics.jsonl", lines.encode())
+
+
+# ------------------------------------------------------------ the monitor
+def mini_search_loose_accuracy(embeddings, labels, k: int = 3) -> dict:
+    """GalaxIDNet's "mini-search loose accuracy" of a small labelled gallery.
+
+    Every gallery member is used as a query against all the others (itself
+    excluded, as GalaxIDNet's search skips the query image); the query counts
+    as correct when **any** of its ``k`` most similar members (dot product)
+    has the same label.
+
+    What it measures: whether same-class neighbours exist near the top of an
+    image-similarity search. What it does not: ranking quality within the
+    top ``k`` (a hit at rank 1 or rank ``k`` counts the same), how many of
+    the ``k`` are right, text search, or anything below rank ``k``. The
+    overall value is dominated by the common classes (a gallery that is 25%
+    round smooth galaxies gives a random ranking a high score), so the
+    per-class mean (``macro``) and the exact expectation for a random
+    ranking (``chance``) are returned alongside.
+
+    Parameters
+    ----------
+    embeddings : array-like, shape (n, dim)
+        Unit vectors of the gallery.
+    labels : array-like, shape (n,)
+        One class label per member.
+    k : int
+        Number of results inspected per query (GalaxIDNet's search returns 3).
+
+    Returns
+    -------
+    dict
+        ``loose_accuracy`` (fraction of queries with a hit), ``macro`` (mean
+        over the classes with at least 2 members of their own fraction; a
+        class with one member can never be found), ``chance`` (expected
+        ``loose_accuracy`` of a uniformly random ranking), ``per_class``
+        ({label: fraction}), ``k`` and ``n``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> emb = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
+    >>> r = mini_search_loose_accuracy(emb, ["a", "a", "b", "b"], k=1)
+    >>> r["loose_accuracy"], r["macro"]
+    (1.0, 1.0)
+    >>> round(r["chance"], 4)   # one of the 3 others shares the label
+    0.3333
+    """
+    emb = np.asarray(embeddings, dtype=np.float64)
+    lab = np.asarray(labels)
+    if emb.ndim != 2 or len(emb) != len(lab):
+        raise ValueError(f"need (n, dim) embeddings and n labels, got shapes {emb.shape} and {lab.shape}")
+    n = len(emb)
+    if n < 2:
+        raise ValueError(f"the gallery needs at least 2 members, got {n}")
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    k = int(min(k, n - 1))
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    hit = (lab[top] == lab[:, None]).any(axis=1)
+    classes, inverse, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    per_class = {str(c): float(hit[inverse == i].mean()) for i, c in enumerate(classes)}
+    # A class with one member can never be found again: it is left out of the class mean.
+    findable = [per_class[str(c)] for c, m in zip(classes, counts) if m > 1]
+    # Random top k (k of the n-1 others): P(no same-label member) = C(n-m, k) / C(n-1, k)
+    # for a query whose class has m members (m-1 of them among the others).
+    m = counts[inverse]
+    miss = np.array([math.comb(n - int(mi), k) / math.comb(n - 1, k) for mi in m])
+    return {"loose_accuracy": float(hit.mean()), "macro": float(np.mean(findable)) if findable else float("nan"),
+            "chance": float(np.mean(1.0 - miss)), "per_class": per_class, "k": k, "n": n}
+
+
+class _Monitor:
+    """A fixed mini gallery of labelled validation galaxies, searched after every epoch."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, k: int, image_size: int, crop_fraction: float):
+        self.x = center_crop(torch.from_numpy(images), image_size, crop_fraction)
+        self.labels = labels
+        self.k = k
+
+    @torch.no_grad()
+    def __call__(self, model, device) -> dict:
+        was = model.training
+        model.eval()
+        try:
+            emb = torch.cat([model.encode_image_tensor(self.x[s:s + 256].to(device)).cpu()
+                             for s in range(0, len(self.x), 256)]).numpy()
+        finally:
+            model.train(was)
+        return mini_search_loose_accuracy(emb, self.labels, self.k)
+
+
+def _monitor(cfg: dict, out: Path, model) -> _Monitor | None:
+    """The monitor's gallery: a seeded random subset of the labelled validation split."""
+    m = cfg.get("monitor", {})
+    if not m.get("enabled", True) or int(m.get("n_gallery", 0)) < 2:
+        return None
+    from .data import load_gz2, split_of
+    from .symbols import gz2_label
+
+    table = load_gz2(cfg["data"]["gz2_root"])
+    val = np.flatnonzero([split_of(g) == "val" for g in table["galaxy_id"]])
+    labels = np.array([gz2_label({c: table[c][i] for c in table.colnames}) or "" for i in val], dtype=object)
+    val, labels = val[labels != ""], labels[labels != ""]
+    if len(val) < 2:
+        warnings.warn(f"the mini-search monitor needs at least 2 labelled validation galaxies, found {len(val)}; "
+                      "it is off for this run", stacklevel=2)
+        return None
+    rng = np.random.default_rng(int(m.get("seed", 0)))
+    pick = np.sort(rng.choice(len(val), min(int(m["n_gallery"]), len(val)), replace=False))
+    images = _preload(table[val[pick]], cfg, out)
+    return _Monitor(images, labels[pick].astype(str), int(m.get("k", 3)), model.image_size,
+                    float(model.config["crop_fraction"]))
+
+
+# ----------------------------------------------------------------- symbols
+def _symbol_bank(table, keep: np.ndarray, cfg: dict, with_lens: bool) -> dict | None:
+    """Pre-draw symbol variants for every (kind, parameters) the training labels need.
+
+    Returns ``{"bank": (K, V, S, S, 3) uint8, "key_of": (N_align,) int (-1: no symbol),
+    "lens_key": int or -1, "keys": [...]}``.
+    """
+    from .symbols import draw_symbols, gz2_symbol
+
+    s = cfg["symbols"]
+    size = int(cfg["data"]["preload_size"])
+    cols = table.colnames
+    wanted = [gz2_symbol({c: row[c] for c in cols}) for row, k in zip(table, keep) if k]
+    keys = sorted({repr(w) for w in wanted if w is not None} | ({repr(("lens", {}))} if with_lens else set()))
+    if not keys:
+        return None
+    index = {key: i for i, key in enumerate(keys)}
+    key_of = np.array([index[repr(w)] if w is not None else -1 for w in wanted], dtype=np.int64)
+    n_var = int(s.get("variants", 24))
+    seed = int(cfg["train"]["seed"])
+    parsed = {repr(w): w for w in wanted if w is not None}
+    parsed[repr(("lens", {}))] = ("lens", {})
+    bank = np.stack([draw_symbols(parsed[key][0], n_var, np.random.default_rng(_seed_for(seed, "symbol", key)),
+                                  size=size, **parsed[key][1]) for key in keys])
+    return {"bank": bank, "key_of": key_of, "keys": keys,
+            "lens_key": index.get(repr(("lens", {})), -1) if with_lens else -1}
 
 
 # ------------------------------------------------------------------- data
@@ -319,12 +483,14 @@ def _run_ssl_epoch(model, head, optim, images, cfg, epoch, device, aug, total_st
 class _AlignData:
     """Everything stage 2 samples from: images, caption ids per galaxy, lens bank."""
 
-    def __init__(self, images, caption_lists, strings, feats, lens=None):
+    def __init__(self, images, caption_lists, strings, feats, lens=None, symbols=None):
         self.images = images                  # (N, S, S, 3) uint8, galaxies with captions
         self.caption_lists = caption_lists    # list of lists of caption ids
         self.strings = strings
         self.feats = torch.from_numpy(feats)  # (U, 384)
         self.lens = lens                      # None or dict(hosts, arcs, caption_ids, injector)
+        self.symbols = symbols                # None or _symbol_bank(...)
+        self.last_symbol_loss = float("nan")  # mean symbol term of the last epoch (for the log)
 
 
 def _run_align_epoch(model, optim, data: _AlignData, cfg, epoch, device, aug, total_steps, step0):
@@ -339,12 +505,16 @@ def _run_align_epoch(model, optim, data: _AlignData, cfg, epoch, device, aug, to
     model.train()
     warm = int(cfg["train"]["warmup_fraction"] * total_steps)
     p_lens = float(a.get("lens_probability", 0.0)) if data.lens is not None else 0.0
-    losses = []
+    sym = data.symbols
+    sc = cfg.get("symbols", {})
+    w_sym = float(sc.get("weight", 0.0)) if sym is not None else 0.0
+    losses, sym_losses = [], []
     bar = progress(range(nb), desc=f"align epoch {epoch + 1}", leave=False)
     for b in bar:
         idx = perm[b * bs:(b + 1) * bs]
         imgs = data.images[idx].copy()
         cap = np.array([data.caption_lists[i][rng.integers(len(data.caption_lists[i]))] for i in idx])
+        swap = np.zeros(0, dtype=np.int64)
         if p_lens > 0:
             swap = np.flatnonzero(rng.random(len(idx)) < p_lens)
             if len(swap):
@@ -357,14 +527,45 @@ def _run_align_epoch(model, optim, data: _AlignData, cfg, epoch, device, aug, to
         t = data.feats[cap].to(device)
         cid = torch.from_numpy(cap).to(device) if a.get("mask_duplicate_captions", True) else None
         _set_lr(optim, _schedule(step0 + b, total_steps, warm))
-        loss = clip_loss(model.encode_image_tensor(x), model.encode_text_features(t),
-                         model.clamped_logit_scale().exp(), cid)
+        scale = model.clamped_logit_scale().exp()
+        zi, zt = model.encode_image_tensor(x), model.encode_text_features(t)
+        loss = clip_loss(zi, zt, scale, cid)
+        if w_sym > 0:
+            loss = loss + w_sym * _symbol_term(model, sym, idx, swap, zi, zt, scale, sc, rng, gen, aug, device,
+                                               sym_losses)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{model.temperature:.3f}")
+    data.last_symbol_loss = float(np.mean(sym_losses)) if sym_losses else float("nan")
     return float(np.mean(losses)) if losses else float("nan"), nb * bs
+
+
+def _symbol_term(model, sym, idx, swap, zi, zt, scale, sc, rng, gen, aug, device, log) -> torch.Tensor:
+    """GalaxAlign's third modality: symbol <-> image and symbol <-> caption InfoNCE on part of the batch.
+
+    Each chosen galaxy gets a random pre-drawn variant of its own symbol
+    (simulated lenses get the lens symbol). In-batch pairs that share a
+    symbol class are not used as negatives: two round ellipticals are not
+    a wrong match.
+    """
+    keys = sym["key_of"][idx].copy()
+    if len(swap):
+        keys[swap] = sym["lens_key"]
+    have = np.flatnonzero(keys >= 0)
+    n = int(round(float(sc.get("fraction", 1.0)) * len(have)))
+    if n < 2:
+        return zi.new_zeros(())
+    pick = np.sort(rng.permutation(have)[:n])
+    k = keys[pick]
+    imgs = sym["bank"][k, rng.integers(sym["bank"].shape[1], size=n)]
+    zs = model.encode_image_tensor(aug(torch.from_numpy(imgs).to(device), generator=gen))
+    kid = torch.from_numpy(k).to(device)
+    p = torch.from_numpy(pick).to(device)
+    term = 0.5 * (clip_loss(zi[p], zs, scale, kid) + clip_loss(zs, zt[p], scale, kid))
+    log.append(term.item())
+    return term
 
 
 # -------------------------------------------------------------- model card
@@ -377,6 +578,19 @@ def _model_card(cfg: dict, log: dict, model) -> str:
     last = [e for e in log["epochs"] if e["stage"] == "align"]
     final_loss = f"{last[-1]['loss']:.4f}" if last else "n/a"
     cfg_toml = _to_toml(cfg)
+    notes = ""
+    if log.get("init_model"):
+        im = log["init_model"]
+        notes += f"\nInitialised from `{im['path']}` (sha256 `{im['sha256'][:16]}...`): a fine-tuning run."
+    if log.get("symbols"):
+        notes += (f"\nSchematic symbols aligned with images and captions (weight {cfg['symbols']['weight']}, "
+                  f"{log['symbols']['classes']} symbol classes, {log['symbols']['variants']} variants each).")
+    mon = [e for e in log["epochs"] if "loose_acc" in e]
+    if mon:
+        notes += (f"\nTraining monitor after the last epoch: {log['monitor']['metric']} on "
+                  f"{log['monitor']['n_gallery']} validation galaxies = {mon[-1]['loose_acc']:.3f} "
+                  f"(per-class mean {mon[-1]['loose_acc_macro']:.3f}; "
+                  f"random ranking {mon[-1]['loose_acc_chance']:.3f}).")
     return f"""# Model card: {model.name}
 
 An aligned image-text embedding model for galaxy images: `embed_images` and
@@ -413,7 +627,7 @@ An aligned image-text embedding model for galaxy images: `embed_images` and
 ## Training
 Command: `astro-semsearch train --config astro_semsearch/training/default_config.toml --out DIR`
 ({log.get('device')}, torch {torch.__version__}, total {log.get('total_seconds', 0) / 60:.1f} min).
-Final alignment loss: {final_loss}.
+Final alignment loss: {final_loss}.{notes}
 
 ```toml
 {cfg_toml}```
@@ -519,7 +733,15 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
     std = crop.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()
 
     torch.manual_seed(seed)
-    model = GalaxyModel.from_config(_model_config(cfg, mean, std), seed=seed).to(dev)
+    init = _init_model(cfg)
+    if init is None:
+        model = GalaxyModel.from_config(_model_config(cfg, mean, std), seed=seed).to(dev)
+    else:  # fine-tuning: the architecture and input normalisation come with the weights
+        mcfg = {k: v for k, v in copy.deepcopy(init.config).items() if k != "weights_sha256"}
+        mcfg["name"] = cfg["model"]["name"]
+        model = GalaxyModel(mcfg)
+        model.load_state_dict(init.state_dict())
+        model = model.to(dev)
     model.config["text_model_sha256"] = minilm_sha256()
     head = _ssl_head(model.image_encoder.out_dim).to(dev)
     ssl_epochs, align_epochs = int(cfg["ssl"]["epochs"]), int(cfg["align"]["epochs"])
@@ -539,6 +761,26 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
     log = {"config": cfg, "device": str(dev), "epochs": [], "n_ssl_images": int(len(images)),
            "n_align_images": int(keep.sum()), "n_unique_captions": len(strings), "torch": torch.__version__,
            "platform": platform.platform(), "threads": torch.get_num_threads()}
+    if init is not None:
+        log["init_model"] = {"path": str(cfg["train"]["init_model"]), "name": init.name,
+                             "sha256": init.fingerprint}
+    monitor = _monitor(cfg, out, model)
+    if monitor is not None:
+        log["monitor"] = {"metric": f"mini-search loose accuracy@{monitor.k}", "n_gallery": len(monitor.labels),
+                          "split": "val", "labels": {str(c): int(n) for c, n in
+                                                     zip(*np.unique(monitor.labels, return_counts=True))}}
+
+    def watch(entry: dict) -> None:
+        """Run the monitor after an epoch, add it to the log entry and print it."""
+        if monitor is None:
+            return
+        t0 = time.time()
+        r = monitor(model, dev)
+        entry.update({"loose_acc": r["loose_accuracy"], "loose_acc_macro": r["macro"],
+                      "loose_acc_chance": r["chance"], "loose_acc_per_class": r["per_class"],
+                      "monitor_seconds": time.time() - t0})
+        print(f"  mini-search loose accuracy@{r['k']} on {r['n']} val galaxies: {r['loose_accuracy']:.3f} "
+              f"(per-class mean {r['macro']:.3f}, random {r['chance']:.3f})")
     done = 0  # epochs completed (ssl then align)
     latest = ckpts.latest() if resume else None
     if latest is not None:
@@ -575,12 +817,16 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
             loss, n_views = _run_ssl_epoch(model, head, optim, images, cfg, epoch, dev, ssl_aug,
                                            steps_per * ssl_epochs, steps_per * epoch)
             dt = time.time() - t0
-            log["epochs"].append({"stage": "ssl", "epoch": epoch + 1, "loss": loss, "seconds": dt,
-                                  "images_per_s": n_views / max(dt, 1e-9)})
-            print(f"ssl epoch {epoch + 1}/{ssl_epochs}: loss {loss:.4f}, {dt:.0f} s, {n_views / dt:.0f} views/s")
+            entry = {"stage": "ssl", "epoch": epoch + 1, "loss": loss, "seconds": dt,
+                     "images_per_s": n_views / max(dt, 1e-9)}
+            print(f"ssl epoch {epoch + 1}/{ssl_epochs}: loss {loss:.4f}, {dt:.0f} s, "
+                  f"{n_views / max(dt, 1e-9):.0f} views/s")
+            watch(entry)
+            log["epochs"].append(entry)
             done = epoch + 1
             checkpoint(done, optim)
             _json_dump(out / "training_log.json", log)
+            _write_metrics(out, log["epochs"])
         latest = None  # the stage-2 optimiser starts fresh
 
     # ---- stage 2: alignment
@@ -589,7 +835,15 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
         lens = None
         if float(cfg["align"].get("lens_probability", 0)) > 0:
             lens = _lens_bank(table, images, cfg, sid, lens_caps)
-        data = _AlignData(align_images, caption_lists, strings, feats, lens)
+        symbols = None
+        if cfg.get("symbols", {}).get("enabled", False) and float(cfg["symbols"].get("weight", 0)) > 0:
+            t0 = time.time()
+            symbols = _symbol_bank(table, keep, cfg, with_lens=lens is not None)
+            if symbols is not None:
+                log["symbols"] = {"classes": len(symbols["keys"]), "variants": int(symbols["bank"].shape[1]),
+                                  "n_with_symbol": int((symbols["key_of"] >= 0).sum()),
+                                  "seconds": time.time() - t0}
+        data = _AlignData(align_images, caption_lists, strings, feats, lens, symbols)
         optim = _align_optimizer(model, cfg)
         if latest is not None and done > ssl_epochs:
             _Checkpoints.load_optimizer(latest, optim, dev)
@@ -600,13 +854,20 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
             loss, n_img = _run_align_epoch(model, optim, data, cfg, epoch, dev, align_aug,
                                            steps_per * align_epochs, steps_per * epoch)
             dt = time.time() - t0
-            log["epochs"].append({"stage": "align", "epoch": epoch + 1, "loss": loss, "seconds": dt,
-                                  "images_per_s": n_img / max(dt, 1e-9), "temperature": model.temperature})
-            print(f"align epoch {epoch + 1}/{align_epochs}: loss {loss:.4f}, {dt:.0f} s, "
-                  f"{n_img / dt:.0f} img/s, T={model.temperature:.4f}")
+            entry = {"stage": "align", "epoch": epoch + 1, "loss": loss, "seconds": dt,
+                     "images_per_s": n_img / max(dt, 1e-9), "temperature": model.temperature}
+            extra = ""
+            if symbols is not None:
+                entry["symbol_loss"] = data.last_symbol_loss
+                extra = f" (symbol term {data.last_symbol_loss:.4f})"
+            print(f"align epoch {epoch + 1}/{align_epochs}: loss {loss:.4f}{extra}, {dt:.0f} s, "
+                  f"{n_img / max(dt, 1e-9):.0f} img/s, T={model.temperature:.4f}")
+            watch(entry)
+            log["epochs"].append(entry)
             done = ssl_epochs + epoch + 1
             checkpoint(done, optim)
             _json_dump(out / "training_log.json", log)
+            _write_metrics(out, log["epochs"])
 
     # ---- final model
     model = model.cpu().eval()
@@ -619,6 +880,16 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
     _json_dump(out / "training_log.json", log)
     print(f"model saved to {final} (sha256 {model.fingerprint[:12]}...)")
     return final
+
+
+def _init_model(cfg: dict):
+    """The model named by ``[train] init_model`` (a shipped name or a directory), or None."""
+    name = str(cfg["train"].get("init_model", "") or "").strip()
+    if not name:
+        return None
+    from ..model import load_model
+
+    return load_model(name)
 
 
 def _lens_bank(table, images, cfg, sid, lens_caps):
