@@ -186,16 +186,26 @@ def _text_backbone():
         return _TEXT_BACKBONE["tokenizer"], _TEXT_BACKBONE["model"]
 
 
+def _machine_busy() -> bool:
+    """True when the 1-minute load average says the cores are already taken."""
+    try:
+        return os.getloadavg()[0] >= max(1, (os.cpu_count() or 1) - 1)
+    except (AttributeError, OSError):  # no load average (Windows): assume busy, the safe choice
+        return True
+
+
 @contextlib.contextmanager
 def _one_thread_for(small: bool):
-    """Run a small CPU forward pass on one thread.
+    """Run a small CPU forward pass on one thread when the machine is busy.
 
-    For one query the tensors are tiny, and waking a second OpenMP thread
-    costs more than the work: measured on 2 busy cores, embedding one text
-    took 275 ms with 2 threads and 56 ms with 1 (a single GELU on a 512-vector:
-    20 ms vs 0.2 ms). Batches keep all threads.
+    For one query the tensors are tiny, and on busy cores waking a second
+    OpenMP thread costs far more than the work: measured on 2 cores held by
+    another job, embedding one text took 275 ms with 2 threads and 56 ms with
+    1 (a single GELU on a 512-vector: 20 ms vs 0.2 ms). On idle cores two
+    threads are a little faster (13.0 vs 15.5 ms), so they are kept then.
+    Batches keep all threads.
     """
-    if not small or torch.get_num_threads() == 1:
+    if not small or torch.get_num_threads() == 1 or not _machine_busy():
         yield
         return
     before = torch.get_num_threads()

@@ -184,3 +184,35 @@ def test_text_model_hash_mismatch_warns(saved, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GalaxyModel.load(saved)
+
+
+def test_single_queries_use_one_thread_only_on_a_busy_machine(monkeypatch):
+    import torch
+
+    from astro_semsearch import model as M
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(M, "_machine_busy", lambda: True)
+        with M._one_thread_for(True):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2  # restored
+        with M._one_thread_for(False):  # a batch keeps every thread
+            assert torch.get_num_threads() == 2
+        monkeypatch.setattr(M, "_machine_busy", lambda: False)
+        with M._one_thread_for(True):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_short_query_features_are_remembered(monkeypatch):
+    from astro_semsearch import model as M
+
+    M._SENTENCE_CACHE.clear()
+    first = M.encode_sentences(["a ring galaxy"])
+    calls = []
+    monkeypatch.setattr(M, "_text_backbone", lambda: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    again = M.encode_sentences(["a ring galaxy"])  # served from the cache: MiniLM not called
+    assert calls == [] and np.array_equal(first, again) and again is not M._SENTENCE_CACHE[(("a ring galaxy",), 64)]
