@@ -20,6 +20,7 @@ from PIL import Image  # noqa: E402
 import legacy_server as _server  # noqa: E402
 from astro_semsearch.plotting import plot_results  # noqa: E402
 from astro_semsearch.thumbnails import result_images  # noqa: E402
+from fakes import MeanColourModel
 
 legacy_server = _server.legacy_server  # the fixture (tests/legacy_server.py)
 
@@ -136,15 +137,6 @@ def test_thumbnails_failed_download_is_named(legacy_server):
         assert result_images(hits, size=32) == [None]
 
 
-class _FakeModel:
-    """Enough of a GalaxyModel for build_index: mean colour -> a unit vector."""
-
-    name, dim, fingerprint = "fake", 4, "f" * 64
-
-    def embed_images(self, images, batch_size=256, progress=False):
-        a = np.asarray(images, np.float32).reshape(len(images), -1, 3).mean(axis=1)
-        v = np.concatenate([a, np.ones((len(a), 1), np.float32)], axis=1)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def test_thumbnails_from_an_index_built_from_local_images(tmp_path, legacy_server):
@@ -156,7 +148,7 @@ def test_thumbnails_from_an_index_built_from_local_images(tmp_path, legacy_serve
                  "dec": [1.0, 2.0, 3.0, 4.0], "file": [f"img_{i}.png" for i in range(4)]})
     for i in range(4):
         Image.fromarray(_solid(COLOURS[i])).save(imgs / f"img_{i}.png")
-    index = build_index(cat, out=tmp_path / "idx", images=imgs, model=_FakeModel(), progress=False)
+    index = build_index(cat, out=tmp_path / "idx", images=imgs, model=MeanColourModel(), progress=False)
     hits = similar_to("G0", k=3, index=index, min_separation=None)
     for index_arg in (index, None):  # None: found through the results' meta (index path)
         thumbs = result_images(hits, index=index_arg, size=16)

@@ -18,6 +18,7 @@ import astro_semsearch.thumbnails  # noqa: F401  (imports astroquery, which rero
 import legacy_server as _server
 from astro_semsearch.report import FORMAT, write_html
 from astro_semsearch.search import viewer_urls
+from fakes import MeanColourModel
 
 legacy_server = _server.legacy_server  # the fixture (tests/legacy_server.py)
 
@@ -204,13 +205,6 @@ def test_report_with_fetched_cutouts(legacy_server, tmp_path):
 
 
 # --------------------------------------------------------------------------- command line
-class _FakeModel:
-    name, dim, fingerprint = "fake", 4, "f" * 64
-
-    def embed_images(self, images, batch_size=256, progress=False):
-        a = np.asarray(images, np.float32).reshape(len(images), -1, 3).mean(axis=1)
-        v = np.concatenate([a, np.ones((len(a), 1), np.float32)], axis=1)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 @pytest.fixture
@@ -223,7 +217,7 @@ def local_index(tmp_path):
                  "dec": [1.0, 1.0, 1.0, 1.0], "file": [f"g{i}.png" for i in range(4)]})
     for i, c in enumerate(COLOURS):
         Image.fromarray(_solid(c)).save(imgs / f"g{i}.png")
-    build_index(cat, out=tmp_path / "idx", images=imgs, model=_FakeModel(), progress=False)
+    build_index(cat, out=tmp_path / "idx", images=imgs, model=MeanColourModel(), progress=False)
     return tmp_path / "idx"
 
 
