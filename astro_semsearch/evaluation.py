@@ -55,7 +55,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CLASSES", "EvalClass", "ndcg_at_k", "recall_at_k", "expected_random", "load_queries", "evaluate",
+__all__ = ["CLASSES", "EvalClass", "ndcg_at_k", "recall_at_k", "expected_random", "load_queries", "gz2_pool", "evaluate",
            "parse_reranker", "to_markdown", "to_rst", "add_cli"]
 
 #: Objects with ``rel`` above this count as relevant for recall and ``n_rel``.
@@ -220,6 +220,31 @@ def load_queries(queries: str | os.PathLike | Mapping[str, Sequence[str]] | None
 
 # ---------------------------------------------------------------------------
 # Evaluation
+
+def gz2_pool(gz2, c: EvalClass, in_split: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Galaxy Zoo 2 galaxies ranked for class ``c``, and their relevance.
+
+    The pool is every galaxy of the split with votes and a finite vote
+    fraction in ``c.column`` (for classes asked only in the full decision
+    tree, ``c.needs_37``, those with all 37 vote columns); the relevance is
+    that vote fraction, clipped to [0, 1]. Shared by `evaluate`,
+    `astro_semsearch.vlm.evaluate_vlm` and the symbols comparison recipe, so
+    that every number is computed on the same galaxies.
+
+    Returns
+    -------
+    rows : ndarray of int
+        Row numbers into ``gz2``.
+    rel : ndarray of float
+    """
+    n_cols = np.asarray(gz2["n_vote_columns"])
+    frac = np.asarray(gz2[c.column], dtype=float)
+    sel = np.asarray(in_split, dtype=bool) & (n_cols > 0) & np.isfinite(frac)
+    if c.needs_37:
+        sel &= n_cols == 37
+    rows = np.flatnonzero(sel)
+    return rows, np.clip(frac[rows], 0, 1)
+
 
 def _rank_metrics(scores: np.ndarray, rel: np.ndarray, k_ndcg: int, k_recall: int) -> tuple[float, float]:
     order = np.argsort(-scores, kind="stable")
@@ -476,13 +501,8 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike = "../shared/data/gz2",
             continue
         text_vecs = np.array([qvec[q] for q in qmap.get(c.id, [])]) if qmap.get(c.id) else None
         if c.source == "gz2":
-            n_cols = np.asarray(gz2["n_vote_columns"])
-            sel = in_split & voted & np.isfinite(np.asarray(gz2[c.column], dtype=float))
-            if c.needs_37:
-                sel &= n_cols == 37
-            idx = np.flatnonzero(sel)
+            idx, rel = gz2_pool(gz2, c, in_split)
             emb = emb_all[[pos[i] for i in idx]] if len(idx) else np.zeros((0, model.dim), np.float32)
-            rel = np.clip(np.asarray(gz2[c.column], dtype=float)[idx], 0, 1)
         elif c.source == "decals":
             if decals_root is None or not (Path(decals_root) / "labels.csv").is_file():
                 import warnings

@@ -336,6 +336,16 @@ def _decode_bytes_columns(table: Table) -> Table:
     return table
 
 
+def _train_size(index, knobs: dict, n: int, need: int) -> int:
+    """Vectors the IVF/PQ training sees: ``train_size`` or ``64 * nlist`` (at least 65,536)."""
+    need = max(need, _ivf_nlist(index))
+    given = knobs.get("train_size")
+    if given is not None and given < need:
+        raise ValueError(f"train_size={given} is too small: this index needs at least {need} training vectors "
+                         f"(one per IVF list and 2**nbits for PQ)")
+    return int(given or max(need, TRAIN_POINTS_PER_LIST * _ivf_nlist(index), 65536))
+
+
 def _ivf_nlist(index) -> int:
     """Number of inverted lists of an IVF index (1 for other kinds)."""
     faiss = _faiss()
@@ -454,7 +464,7 @@ class GalaxyIndex:
             _disable_polysemous(index)
             # k-means on a random subset: its cost is O(train_size * nlist), and
             # FAISS subsamples to 256 points a list anyway.
-            train_size = knobs.get("train_size") or max(need, TRAIN_POINTS_PER_LIST * _ivf_nlist(index), 65536)
+            train_size = _train_size(index, knobs, n, need)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 index.train(_training_sample(vectors, int(train_size)))
@@ -551,7 +561,7 @@ class GalaxyIndex:
         offsets = np.cumsum([0] + [p.ntotal for p in parts])
         if not index.is_trained:
             _disable_polysemous(index)
-            size = min(n, knobs.get("train_size") or max(TRAIN_POINTS_PER_LIST * _ivf_nlist(index), 65536))
+            size = min(n, _train_size(index, knobs, n, 2 ** knobs.get("nbits", 8) if "PQ" in factory else 1))
             rows = np.sort(np.random.default_rng(0).choice(n, size=size, replace=False))
             which = np.searchsorted(offsets, rows, side="right") - 1
             sample = np.concatenate([parts[i].vectors(rows[which == i] - offsets[i]) for i in np.unique(which)])

@@ -117,12 +117,11 @@ def _unit(v: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------
 def _resolve_index(index) -> GalaxyIndex:
     if index is None or isinstance(index, (str, os.PathLike)):
-        # --- hook (helper D): a sharded-index directory (astro_semsearch.shards) ---
+        # A directory with shards.json is a sharded index (astro_semsearch.shards).
         if index is not None and (Path(index).expanduser() / "shards.json").is_file():
             from .shards import load_sharded_index
 
             return load_sharded_index(index)
-        # --- end hook ---
         return load_index(index)
     if isinstance(index, GalaxyIndex):
         return index

@@ -599,7 +599,7 @@ def evaluate_vlm(
 
     from astropy.table import Table
 
-    from .evaluation import CLASSES, RELEVANT, load_queries, ndcg_at_k, recall_at_k
+    from .evaluation import CLASSES, RELEVANT, gz2_pool, load_queries, ndcg_at_k, recall_at_k
     from .training.data import load_decals, load_gz2, load_images, split_of
 
     if not isinstance(vlm, VLMReranker):
@@ -627,7 +627,6 @@ def evaluate_vlm(
         gz2 = load_gz2(gz2_root)
         in_split = np.array([split_of(g) == split for g in gz2["galaxy_id"]], dtype=bool)
         voted = np.asarray(gz2["n_vote_columns"]) > 0
-        n_cols = np.asarray(gz2["n_vote_columns"])
         rows = np.flatnonzero(in_split & voted)
         emb_rows = np.asarray(
             model.embed_images(load_images(list(gz2["path"][rows]), size=80, progress=progress),
@@ -639,12 +638,8 @@ def evaluate_vlm(
     for cid in classes:
         c = known[cid]
         if c.source == "gz2":
-            sel = in_split & voted & np.isfinite(np.asarray(gz2[c.column], dtype=float))
-            if c.needs_37:
-                sel &= n_cols == 37
-            idx = np.flatnonzero(sel)
+            idx, rel = gz2_pool(gz2, c, in_split)
             emb = emb_rows[[pos[i] for i in idx]] if len(idx) else np.zeros((0, model.dim), np.float32)
-            rel = np.clip(np.asarray(gz2[c.column], dtype=float)[idx], 0, 1)
             paths = np.asarray(gz2["path"])[idx]
         else:  # decals_ring
             if decals_root is None or not (Path(decals_root) / "labels.csv").is_file():

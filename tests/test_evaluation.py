@@ -212,3 +212,17 @@ def test_cli_with_random_init_model(fake_data, tmp_path):
     assert len(t.meta["model_sha256"]) == 64
     assert out.with_suffix(".md").read_text().startswith("| class |")
     assert out.with_suffix(".rst").is_file()
+
+
+def test_gz2_pool_selects_voted_finite_split_rows():
+    from astropy.table import Table
+
+    from astro_semsearch.evaluation import EvalClass, gz2_pool
+
+    t = Table({"n_vote_columns": [37, 37, 0, 20, 37], "Class8.1": [0.2, np.nan, 0.9, 1.3, -0.1]})
+    in_split = np.array([True, True, True, True, False])
+    rows, rel = gz2_pool(t, EvalClass("x", "x", "gz2", "Class8.1"), in_split)
+    assert rows.tolist() == [0, 3]            # NaN, unvoted and out-of-split rows are not in the pool
+    assert rel.tolist() == [0.2, 1.0]          # relevance clipped to [0, 1]
+    rows, _ = gz2_pool(t, EvalClass("x", "x", "gz2", "Class8.1", needs_37=True), in_split)
+    assert rows.tolist() == [0]               # only full-tree classifications

@@ -499,3 +499,9 @@ def test_streaming_merge_equals_one_build(tmp_path):
     with pytest.raises(ValueError, match="dimension"):
         GalaxyIndex.merge([parts[0], GalaxyIndex.build(clustered(10, 8), catalogue(10))], tmp_path / "d")
     assert not (tmp_path / "dup").exists()
+
+
+def test_too_small_training_sample_is_refused_at_the_door():
+    v = clustered(3000, 16)
+    with pytest.raises(ValueError, match="train_size=50 is too small.*at least 256"):
+        GalaxyIndex.build(v, catalogue(3000), kind="ivfpq", nlist=16, m=4, train_size=50)
