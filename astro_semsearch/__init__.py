@@ -32,6 +32,8 @@ _LAZY = {
     "similar_to": "search",
     "crossmatch": "crossmatch",
     "GalaxyIndex": "index",
+    "ShardedIndex": "index",
+    "open_index": "index",
     "load_model": "model",
     "GalaxyModel": "model",
     "classify": "classify",
@@ -42,7 +44,7 @@ _LAZY = {
     "write_html": "report",
     "result_images": "thumbnails",
     "feedback_search": "rerank",
-    "draw_symbol": "training.symbols",
+    "draw_symbol": "sketch",
 }
 
 __all__ = ["conf", "__version__", "__citation__", "__bibtex__", *_LAZY]

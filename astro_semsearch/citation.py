@@ -11,6 +11,8 @@ from importlib import resources
 
 from astropy.table import Table
 
+from .exceptions import InvalidTypeError
+
 __all__ = ["cite", "REFERENCES"]
 
 #: BibTeX of the method papers and data sets, keyed by citation key.
@@ -170,7 +172,7 @@ def cite(results: Table | None = None) -> str:
         keys += _survey_keys("DESI Legacy Imaging Surveys DR5 (Galaxy Zoo DECaLS)")
     else:
         if not isinstance(results, Table):
-            raise TypeError(f"results must be an astropy Table from this package, got {type(results).__name__}")
+            raise InvalidTypeError(f"results must be an astropy Table from this package, got {type(results).__name__}")
         meta = results.meta.get("astro_semsearch") or {}
         keys += _survey_keys(meta.get("survey"))
         xm = results.meta.get("crossmatch") or {}

@@ -21,6 +21,8 @@ from typing import Sequence
 import numpy as np
 from astropy.table import Table
 
+from .exceptions import InvalidInputError, InvalidTypeError
+
 __all__ = ["classify", "DEFAULT_TEMPLATE"]
 
 #: Default sentence a label is put into; ``{}`` is replaced by the label.
@@ -70,16 +72,16 @@ def classify(images, labels: Sequence[str], *, model=None, template: str | None 
         or the template has no ``{}``.
     """
     if isinstance(labels, str):
-        raise TypeError("labels must be a sequence of strings, e.g. ['spiral', 'elliptical']")
+        raise InvalidTypeError("labels must be a sequence of strings, e.g. ['spiral', 'elliptical']")
     labels = [str(lab) for lab in labels]
     if len(labels) < 2:
-        raise ValueError(f"classify needs at least two labels, got {labels}")
+        raise InvalidInputError(f"classify needs at least two labels, got {labels}")
     if any(not lab.strip() for lab in labels):
-        raise ValueError("labels must be non-empty strings")
+        raise InvalidInputError("labels must be non-empty strings")
     if len(set(labels)) != len(labels):
-        raise ValueError(f"labels must be distinct, got {labels}")
+        raise InvalidInputError(f"labels must be distinct, got {labels}")
     if template is not None and "{}" not in template:
-        raise ValueError(f"template must contain '{{}}' where the label goes, got {template!r}")
+        raise InvalidInputError(f"template must contain '{{}}' where the label goes, got {template!r}")
     if model is None:
         from .model import load_model
 

@@ -42,6 +42,14 @@ class Conf(_config.ConfigNamespace):
     show_progress = _config.ConfigItem(
         True, "Show progress bars for long jobs.", cfgtype="boolean"
     )
+    gz2_root = _config.ConfigItem(
+        "", "Directory of the Galaxy Zoo 2 data set (labels.csv + images/) that training and evaluation read, "
+            "when no directory is given (see docs/training.rst for how to obtain it).",
+    )
+    decals_root = _config.ConfigItem(
+        "", "Directory of the DECaLS ring set (labels.csv + images/) that evaluation reads, when no directory "
+            "is given.",
+    )
 
 
 conf = Conf()

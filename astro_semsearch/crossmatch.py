@@ -32,24 +32,20 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky, search_around_sky
 from astropy.table import MaskedColumn, Table
 
-from ._utils import column_degrees, emit_table, find_column
+from ._validate import check_angle
+from .catalog import DEC_NAMES, RA_NAMES, column_degrees, find_column
+from .exceptions import InvalidInputError, InvalidTypeError, MissingDependencyError
 
-__all__ = ["crossmatch", "RA_NAMES", "DEC_NAMES"]
-
-#: Column names tried (case-insensitively, in this order) for right ascension.
-RA_NAMES = ("ra", "raj2000", "ra_icrs", "ra_deg", "radeg", "_raj2000", "ra_j2000", "alpha_j2000", "ra2000", "ramean")
-#: Column names tried (case-insensitively, in this order) for declination.
-DEC_NAMES = ("dec", "dej2000", "decj2000", "de_icrs", "dec_icrs", "dec_deg", "decdeg", "dedeg", "_dej2000",
-             "dec_j2000", "delta_j2000", "dec2000", "decmean")
+__all__ = ["crossmatch", "crossmatch_lsdb", "RA_NAMES", "DEC_NAMES"]
 
 
 def _coords_of(table: Table, ra_col: str, dec_col: str, label: str) -> SkyCoord:
     """SkyCoord from two columns; no unit means degrees (the usual catalogue convention)."""
     ra, dec = (column_degrees(table[c], c, label) * u.deg for c in (ra_col, dec_col))
     if ((ra.value < 0) | (ra.value > 360)).any():
-        raise ValueError(f"{label} RA out of range [0, 360] deg in column {ra_col!r}")
+        raise InvalidInputError(f"{label} RA out of range [0, 360] deg in column {ra_col!r}")
     if ((dec.value < -90) | (dec.value > 90)).any():
-        raise ValueError(f"{label} Dec out of range [-90, 90] deg in column {dec_col!r}")
+        raise InvalidInputError(f"{label} Dec out of range [-90, 90] deg in column {dec_col!r}")
     return SkyCoord(ra, dec)
 
 
@@ -63,10 +59,10 @@ def _read_lenscat() -> Table:
 
     spec = importlib.util.find_spec("lenscat")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("crossmatch(..., 'lenscat') needs the lenscat package: pip install lenscat")
+        raise MissingDependencyError("crossmatch(..., 'lenscat') needs the lenscat package: pip install lenscat")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "catalog.csv"
     if not path.is_file():
-        raise ImportError(
+        raise MissingDependencyError(
             f"the installed lenscat has no catalogue file at {path}; reinstall it: pip install -U lenscat"
         )
     table = Table.read(path, format="ascii.csv")
@@ -111,14 +107,14 @@ def _catalog_table(catalog, results_coords, radius, ra_column, dec_column):
         name = Path(catalog).stem
     elif isinstance(catalog, str):
         if not catalog.strip():
-            raise ValueError("catalog is an empty string")
+            raise InvalidInputError("catalog is an empty string")
         table = _query_vizier(catalog.strip(), results_coords, radius)
         name = catalog.strip().replace("/", "_")
     elif isinstance(catalog, Table):
         table = catalog
         name = "catalog"
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             "catalog must be an astropy Table, a SkyCoord, 'lenscat', a catalogue file or a VizieR id, "
             f"got {type(catalog).__name__}"
         )
@@ -171,52 +167,54 @@ def crossmatch(
         ``separation`` (arcsec; masked where there is no match). Result rows
         keep their order.
     """
-    if not isinstance(results, Table):
-        raise TypeError(f"results must be an astropy Table (e.g. from semantic_search), got {type(results).__name__}")
-    if not isinstance(radius, u.Quantity):
-        raise TypeError(f"radius must be an angle with units, e.g. 2 * u.arcsec, got {radius!r}")
-    if not radius.unit.is_equivalent(u.deg):
-        raise u.UnitTypeError(f"radius must be an angle, got unit {radius.unit}")
-    if not radius.isscalar or not np.isfinite(radius.value) or radius.value <= 0:
-        raise ValueError(f"radius must be one positive angle, got {radius}")
-    if join_type not in ("left", "inner"):
-        raise ValueError(f"join_type must be 'left' or 'inner', got {join_type!r}")
-    res_ra = find_column(results, None, RA_NAMES, "right ascension")
-    res_dec = find_column(results, None, DEC_NAMES, "declination")
-    rcoords = _coords_of(results, res_ra, res_dec, "results")
-
+    results, radius = _check_request(results, radius, join_type)
+    rcoords = _coords_of(results, find_column(results, None, RA_NAMES, "right ascension"),
+                         find_column(results, None, DEC_NAMES, "declination"), "results")
     table, ccoords, default_name = _catalog_table(catalog, rcoords, radius, ra_column, dec_column)
-    prefix = catalog_name or default_name
-
-    n = len(results)
-    if len(ccoords) == 0 or n == 0:
-        ri = np.zeros(0, dtype=np.int64)
-        ci = np.zeros(0, dtype=np.int64)
-        sep = np.zeros(0) * u.arcsec
+    if len(ccoords) == 0 or len(results) == 0:
+        ri = ci = np.zeros(0, dtype=np.int64)
+        sep = np.zeros(0)
     elif nearest:
         idx, sep2d, _ = match_coordinates_sky(rcoords, ccoords)
         ok = sep2d <= radius
-        ri, ci, sep = np.flatnonzero(ok), np.asarray(idx)[ok], sep2d[ok]
+        ri, ci, sep = np.flatnonzero(ok), np.asarray(idx)[ok], sep2d[ok].to_value(u.arcsec)
     else:
         ri, ci, sep2d, _ = search_around_sky(rcoords, ccoords, radius)
         order = np.lexsort((sep2d.value, ri))  # results order, nearest counterpart first
-        ri, ci, sep = ri[order], ci[order], sep2d[order]
+        ri, ci, sep = ri[order], ci[order], sep2d[order].to_value(u.arcsec)
+    return _join(results, table, ri, ci, sep, join_type=join_type, prefix=catalog_name or default_name,
+                 record={"radius_arcsec": float(radius.to_value(u.arcsec)), "nearest": bool(nearest)})
 
+
+def _check_request(results, radius, join_type: str):
+    if not isinstance(results, Table):
+        raise InvalidTypeError(f"results must be an astropy Table (e.g. from semantic_search), "
+                               f"got {type(results).__name__}")
+    radius = check_angle(radius, "radius", allow_none=False, positive=True)
+    if join_type not in ("left", "inner"):
+        raise InvalidInputError(f"join_type must be 'left' or 'inner', got {join_type!r}")
+    return results, radius
+
+
+def _join(results: Table, table: Table, ri: np.ndarray, ci: np.ndarray, sep: np.ndarray, *, join_type: str,
+          prefix: str, record: dict) -> Table:
+    """Result rows ``ri`` joined with catalogue rows ``ci`` (``sep`` arcsec apart): the cross-match table.
+
+    With ``join_type="left"`` every unmatched result keeps one row whose
+    catalogue columns are masked. Catalogue columns named like a result
+    column (or ``separation``) get ``prefix`` + ``_``.
+    """
+    n = len(results)
     if join_type == "left":
-        # Unmatched results keep one row with masked catalogue columns.
         matched = np.zeros(n, dtype=bool)
         matched[ri] = True
         extra = np.flatnonzero(~matched)
         all_ri = np.concatenate([ri, extra])
         all_ci = np.concatenate([ci, np.full(extra.size, -1)])
-        all_sep = np.concatenate([sep.to_value(u.arcsec), np.full(extra.size, np.nan)])
+        all_sep = np.concatenate([sep, np.full(extra.size, np.nan)])
         order = np.argsort(all_ri, kind="stable")
-        ri, ci, sepv = all_ri[order], all_ci[order], all_sep[order]
-    else:
-        sepv = sep.to_value(u.arcsec)
-
-    out = results[ri] if len(ri) else results[:0]
-    out = Table(out, masked=False, copy=True)
+        ri, ci, sep = all_ri[order], all_ci[order], all_sep[order]
+    out = Table(results[ri] if len(ri) else results[:0], masked=False, copy=True)
     missing = ci < 0
     safe_ci = np.where(missing, 0, ci)
     for name in table.colnames:
@@ -226,61 +224,118 @@ def crossmatch(
             data = np.zeros(len(ci), dtype=col.dtype if col.dtype.kind != "O" else float)
         else:
             data = np.asarray(col)[safe_ci] if len(ci) else np.asarray(col)[:0]
+            if data.dtype.kind == "O":
+                data = np.asarray([("" if v is None else str(v)) for v in data])
         mask = missing.copy()
         if hasattr(col, "mask") and len(table):
             mask |= np.asarray(col.mask)[safe_ci]
         out[new] = MaskedColumn(data, mask=mask, unit=getattr(col, "unit", None),
                                 description=getattr(col.info, "description", None))
-    out["separation"] = MaskedColumn(np.where(missing, 0.0, sepv), mask=missing, unit=u.arcsec, format=".3f")
+    out["separation"] = MaskedColumn(np.where(missing, 0.0, sep), mask=missing, unit=u.arcsec, format=".3f")
     out.meta = dict(results.meta)
-    out.meta["crossmatch"] = {
-        "catalog": prefix,
-        "radius_arcsec": float(radius.to_value(u.arcsec)),
-        "nearest": bool(nearest),
-        "join_type": join_type,
-        "n_matched": int((~missing).sum()),
-    }
+    out.meta["crossmatch"] = {"catalog": prefix, **record, "join_type": join_type,
+                              "n_matched": int((~missing).sum())}
     return out
 
 
-# --------------------------------------------------------------------------
-# command line
-# --------------------------------------------------------------------------
-def _cli_crossmatch(args) -> int:
+def crossmatch_lsdb(
+    results: Table,
+    hats_catalog,
+    radius=None,
+    *,
+    join_type: str = "left",
+    columns: list[str] | None = None,
+    margin_cache: str | os.PathLike | None = None,
+    catalog_name: str | None = None,
+) -> Table:
+    """Cross-match a result table with a HATS catalogue too large for memory (through lsdb).
+
+    Only the HATS partitions (HEALPix pixels) that the results fall in are
+    read, so a billion-row catalogue on disk or in an object store costs no
+    more than the pixels your hits touch. The work runs on the current Dask
+    client if there is one.
+
+    Parameters
+    ----------
+    results : `~astropy.table.Table`
+        A result table (``ra``/``dec`` in degrees), e.g. from `semantic_search`.
+    hats_catalog : path, URL or `lsdb.Catalog`
+        A HATS catalogue directory (``lsdb.open_catalog`` is used on paths).
+    radius : `~astropy.units.Quantity` (angle)
+        Maximum separation (default 1 arcsec).
+    join_type : {"left", "inner"}
+        Keep unmatched results (catalogue columns masked) or drop them.
+    columns : list of str, optional
+        Catalogue columns to read (default: all).
+    margin_cache : path, optional
+        The catalogue's HATS margin cache. Without one, a counterpart lying
+        across a HEALPix partition boundary from its result can be missed
+        (lsdb warns); with one, matches near boundaries are complete.
+    catalog_name : str, optional
+        Prefix for catalogue columns whose names clash with result columns
+        (default: the catalogue's name).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        Like `crossmatch` with ``nearest=True``: the result columns in their
+        order, the catalogue columns, then ``separation`` (arcsec, masked
+        where there is no match).
+
+    Examples
+    --------
+    >>> hits = semantic_search("ring galaxy", k=1000)                        # doctest: +SKIP
+    >>> matched = crossmatch_lsdb(hits, "hats/gaia_dr3", 1 * u.arcsec)      # doctest: +SKIP
+    """
     try:
-        radius = u.Quantity(args.radius)
-    except (TypeError, ValueError):
-        raise ValueError(f"--radius {args.radius!r} is not an angle such as 2arcsec or 0.5arcmin") from None
-    if radius.unit == u.dimensionless_unscaled:
-        raise ValueError(f"--radius {args.radius!r} has no unit; write e.g. 2arcsec")
-    if args.output and Path(args.output).exists() and not args.overwrite:
-        raise FileExistsError(f"{args.output} already exists (add --overwrite to replace it)")
-    if not Path(args.results).is_file():
-        raise FileNotFoundError(f"no result table at {args.results}")
-    results = Table.read(args.results)
-    out = crossmatch(
-        results,
-        args.catalog,
-        radius,
-        nearest=not args.all,
-        join_type=args.join,
-        ra_column=args.ra_column,
-        dec_column=args.dec_column,
-    )
-    summary = f"wrote {len(out)} rows ({out.meta['crossmatch']['n_matched']} matched) to {args.output}"
-    return emit_table(out, args.output, args.overwrite, summary)
+        import lsdb
+    except ImportError:  # pragma: no cover - optional dependency
+        raise MissingDependencyError("crossmatch_lsdb needs the optional package lsdb (pip install lsdb)") from None
+    results, radius = _check_request(results, 1 * u.arcsec if radius is None else radius, join_type)
+    ra = column_degrees(results["ra"], "ra", "results") if "ra" in results.colnames else None
+    dec = column_degrees(results["dec"], "dec", "results") if "dec" in results.colnames else None
+    if ra is None or dec is None:
+        raise InvalidInputError(f"results need ra and dec columns (degrees); they have {results.colnames}")
+    cat, default_name = _open_hats(lsdb, hats_catalog, columns, margin_cache)
+    cat_cols = list(cat.columns)
+    ri = ci = np.zeros(0, np.int64)
+    sep = np.zeros(0)
+    table = Table({name: np.zeros(0) for name in cat_cols})
+    if len(results):
+        matched = _lsdb_pairs(lsdb, cat, ra, dec, radius)
+        ri = matched["_row_left"].to_numpy().astype(np.int64)
+        order = np.argsort(ri, kind="stable")
+        matched = matched.iloc[order]
+        ri, ci = ri[order], np.arange(len(ri))
+        sep = matched["_dist_arcsec"].to_numpy()
+        table = Table({name: matched[f"{name}_right"].to_numpy() for name in cat_cols})
+    return _join(results, table, ri, ci, sep, join_type=join_type, prefix=catalog_name or default_name,
+                 record={"radius_arcsec": float(radius.to_value(u.arcsec)), "nearest": True, "engine": "lsdb"})
 
 
-def add_cli(subparsers) -> None:
-    """Register the ``crossmatch`` subcommand."""
-    p = subparsers.add_parser("crossmatch", help="cross-match a result table with a catalogue")
-    p.add_argument("results", help="result table file (e.g. hits.ecsv)")
-    p.add_argument("catalog", help="catalogue file, 'lenscat', or a VizieR catalogue id")
-    p.add_argument("--radius", default="1arcsec", help="match radius with unit (default 1arcsec)")
-    p.add_argument("--all", action="store_true", help="every counterpart within the radius, not only the nearest")
-    p.add_argument("--join", choices=("left", "inner"), default="left", help="keep unmatched results (left) or not")
-    p.add_argument("--ra-column", default=None, help="catalogue RA column (default: auto-detect)")
-    p.add_argument("--dec-column", default=None, help="catalogue Dec column (default: auto-detect)")
-    p.add_argument("-o", "--output", default=None, help="output table file (format from the extension)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.set_defaults(func=_cli_crossmatch)
+def _open_hats(lsdb, hats_catalog, columns, margin_cache):
+    """``(lsdb catalogue, default name)`` from a path/URL or an open catalogue."""
+    if isinstance(hats_catalog, (str, os.PathLike)):
+        opener = getattr(lsdb, "open_catalog", None) or lsdb.read_hats
+        kw = {"columns": columns} if columns else {}
+        if margin_cache is not None:
+            kw["margin_cache"] = str(margin_cache)
+        return opener(str(hats_catalog), **kw), Path(str(hats_catalog)).name
+    name = getattr(getattr(hats_catalog, "hc_structure", None), "catalog_name", None) or "catalog"
+    return hats_catalog, name
+
+
+def _lsdb_pairs(lsdb, cat, ra: np.ndarray, dec: np.ndarray, radius):
+    """The nearest counterpart of each result within ``radius`` (a pandas frame, one row per match)."""
+    import warnings
+
+    import pandas as pd
+
+    left = lsdb.from_dataframe(pd.DataFrame({"_row": np.arange(len(ra)), "ra": ra, "dec": dec}),
+                               ra_column="ra", dec_column="dec", catalog_name="results",
+                               should_generate_moc=False, margin_threshold=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        xm = left.crossmatch(cat, radius_arcsec=float(radius.to_value(u.arcsec)), n_neighbors=1,
+                             suffixes=("_left", "_right"), suffix_method="all_columns")
+        return xm.compute()

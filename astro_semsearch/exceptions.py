@@ -1,11 +1,16 @@
 """Exceptions raised by `astro_semsearch`.
 
-Every error is a subclass of a builtin (`ValueError`, `OSError`, ...) so that
-code catching the builtin keeps working, and its message names the problem.
+Every error is a subclass of a builtin (`ValueError`, `TypeError`,
+`OSError`, ...) so that code catching the builtin keeps working, and of
+`AstroSemsearchError`, so that a caller (the command line, a pipeline) can
+tell an error about its input from a bug. Each message names the problem.
 """
 
 __all__ = [
     "AstroSemsearchError",
+    "InvalidInputError",
+    "InvalidTypeError",
+    "MissingDependencyError",
     "IndexIntegrityError",
     "ModelMismatchError",
     "ModelLoadError",
@@ -16,6 +21,18 @@ __all__ = [
 
 class AstroSemsearchError(Exception):
     """Base class of every error this package raises on purpose."""
+
+
+class InvalidInputError(AstroSemsearchError, ValueError):
+    """An argument, file, catalogue or table has a value this package cannot use."""
+
+
+class InvalidTypeError(AstroSemsearchError, TypeError):
+    """An argument is of a type this package does not accept."""
+
+
+class MissingDependencyError(AstroSemsearchError, ImportError):
+    """An optional package needed for this call is not installed (the message says which)."""
 
 
 class IndexIntegrityError(AstroSemsearchError, ValueError):

@@ -30,12 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_image", "to_rgb", "is_blank", "preprocess", "LEGACY_RGB_SCALES"]
+from .exceptions import InvalidInputError, InvalidTypeError
+
+__all__ = ["load_image", "to_rgb", "is_blank", "preprocess", "find_image", "is_image_path", "LEGACY_RGB_SCALES",
+           "FITS_SUFFIXES", "IMAGE_SUFFIXES"]
 
 #: Legacy Survey viewer RGB mapping: band -> (output plane, scale). Plane 0 is red.
 LEGACY_RGB_SCALES = {"g": (2, 6.0), "r": (1, 3.4), "z": (0, 2.2), "i": (0, 1.0), "u": (2, 1.5)}
 
-_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
+#: File name endings read as FITS.
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
+#: Every image file ending this package reads (JPEG and PNG first, then FITS), in the order
+#: ``<object_id><suffix>`` is tried in an image directory.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png") + FITS_SUFFIXES
 
 
 def _from_hdu(hdu) -> np.ndarray:
@@ -47,7 +54,7 @@ def _from_hdu(hdu) -> np.ndarray:
         if data is not None and np.ndim(data) in (2, 3):
             data = np.asarray(data, dtype=np.float32)
             return data[None] if data.ndim == 2 else data
-    raise ValueError("the FITS input has no 2-D or 3-D image data")
+    raise InvalidInputError("the FITS input has no 2-D or 3-D image data")
 
 
 def load_image(source) -> np.ndarray:
@@ -82,11 +89,11 @@ def load_image(source) -> np.ndarray:
     except ImportError:  # pragma: no cover
         pass
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"cannot load an image from {type(source).__name__}; give a path, HDU or array")
+        raise InvalidTypeError(f"cannot load an image from {type(source).__name__}; give a path, HDU or array")
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
-    if path.name.lower().endswith(_FITS_SUFFIXES):
+    if path.name.lower().endswith(FITS_SUFFIXES):
         from astropy.io import fits
 
         with fits.open(path, memmap=False) as hdul:
@@ -97,7 +104,7 @@ def load_image(source) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot decode image {path}: {err}") from err
+        raise InvalidInputError(f"cannot decode image {path}: {err}") from err
 
 
 def _bands_to_rgb(bands_img: np.ndarray, bands: str, m: float = 0.03, Q: float = 20.0) -> np.ndarray:
@@ -139,7 +146,7 @@ def to_rgb(image, bands: str = "grz") -> np.ndarray:
     """
     img = np.asarray(image)
     if img.ndim != 3:
-        raise ValueError(f"expected an HxWx3 RGB or CxHxW band image, got shape {img.shape}")
+        raise InvalidInputError(f"expected an HxWx3 RGB or CxHxW band image, got shape {img.shape}")
     if img.shape[-1] == 3 and (img.dtype == np.uint8 or img.shape[0] != 3 or len(bands) != 3):
         if img.dtype == np.uint8:
             return img.astype(np.float32) / 255.0
@@ -148,10 +155,10 @@ def to_rgb(image, bands: str = "grz") -> np.ndarray:
             rgb = rgb / 255.0
         return np.clip(rgb, 0.0, 1.0)
     if img.shape[0] != len(bands):
-        raise ValueError(f"a band image with {img.shape[0]} planes needs {img.shape[0]} band names, got bands={bands!r}")
+        raise InvalidInputError(f"a band image with {img.shape[0]} planes needs {img.shape[0]} band names, got bands={bands!r}")
     unknown = set(bands) - set(LEGACY_RGB_SCALES)
     if unknown:
-        raise ValueError(f"no RGB mapping for band(s) {sorted(unknown)}; known: {sorted(LEGACY_RGB_SCALES)}")
+        raise InvalidInputError(f"no RGB mapping for band(s) {sorted(unknown)}; known: {sorted(LEGACY_RGB_SCALES)}")
     return _bands_to_rgb(img, bands)
 
 
@@ -204,3 +211,59 @@ def preprocess(rgb, size: int = 64, crop_fraction: float = 0.8) -> np.ndarray:
     t = torch.from_numpy(crop).permute(2, 0, 1)[None]
     out = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return out[0].permute(1, 2, 0).clamp(0, 1).numpy().astype(np.float32)
+
+
+def is_image_path(text: str) -> bool:
+    """True if ``text`` ends like an image file this package reads (any case).
+
+    Examples
+    --------
+    >>> is_image_path("J1234+5678.FITS.gz"), is_image_path("J1234+5678")
+    (True, False)
+    """
+    return str(text).lower().endswith(IMAGE_SUFFIXES)
+
+
+def find_image(directory: str | os.PathLike, object_id: str | None = None, filename: str | None = None):
+    """The image of one object in ``directory``: ``filename`` if given and there, else ``<object_id><suffix>``.
+
+    ``filename`` is taken relative to ``directory``; if it already starts with
+    the directory's own name (a catalogue holding ``images/J1.jpg`` used with
+    ``images=".../images"``), that leading part is not doubled. Names that
+    would leave the directory (absolute paths, ``..``) are never followed.
+
+    Returns
+    -------
+    pathlib.Path or None
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "images"; d.mkdir()
+    >>> _ = (d / "G1.png").write_bytes(b"")
+    >>> find_image(d, "G1").name, find_image(d, None, "images/G1.png").name, find_image(d, "G2")
+    ('G1.png', 'G1.png', None)
+    """
+    directory = Path(directory)
+
+    def inside(name: str) -> Path | None:
+        parts = Path(name).parts
+        if not name or Path(name).is_absolute() or ".." in parts or name in (".", ".."):
+            return None
+        path = directory / name
+        return path if path.is_file() else None
+
+    if filename:
+        filename = str(filename)
+        found = inside(filename)
+        parts = Path(filename).parts
+        if found is None and len(parts) > 1 and parts[0] == directory.name:
+            found = inside(str(Path(*parts[1:])))
+        if found is not None:
+            return found
+    if object_id and "/" not in object_id and "\\" not in object_id:
+        for suffix in IMAGE_SUFFIXES:
+            found = inside(object_id + suffix)
+            if found is not None:
+                return found
+    return None

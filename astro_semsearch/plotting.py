@@ -29,7 +29,8 @@ from typing import Any, Callable
 import numpy as np
 from astropy.table import Row, Table
 
-from ._utils import finite_or_none as _number
+from ._validate import finite_or_none as _number
+from .exceptions import InvalidInputError, InvalidTypeError
 
 __all__ = ["plot_results"]
 
@@ -55,7 +56,7 @@ def _panel_title(row, *, show_score: bool = True, label: str | Callable | None =
             lines.append(str(text))
     elif label:
         if label not in cols:
-            raise ValueError(f"label column {label!r} is not in the table; it has {cols}")
+            raise InvalidInputError(f"label column {label!r} is not in the table; it has {cols}")
         lines.append(str(row[label]))
     return "\n".join(lines)
 
@@ -129,16 +130,16 @@ def plot_results(
     if isinstance(results, Row):
         results = results.table[results.index : results.index + 1]
     if not isinstance(results, Table):
-        raise TypeError(f"results must be an astropy Table, got {type(results).__name__}")
+        raise InvalidTypeError(f"results must be an astropy Table, got {type(results).__name__}")
     if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
-        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+        raise InvalidInputError(f"ncols must be a positive integer, got {ncols!r}")
     n = len(results)
     if n == 0:
-        raise ValueError("the table has no rows to plot")
+        raise InvalidInputError("the table has no rows to plot")
     if not (isinstance(panel_size, (int, float)) and panel_size > 0):
-        raise ValueError(f"panel_size must be a positive number of inches, got {panel_size!r}")
+        raise InvalidInputError(f"panel_size must be a positive number of inches, got {panel_size!r}")
     if isinstance(label, str) and label not in results.colnames:
-        raise ValueError(f"label column {label!r} is not in the table; it has {results.colnames}")
+        raise InvalidInputError(f"label column {label!r} is not in the table; it has {results.colnames}")
 
     thumbs = result_images(results, index=index, size=size, source=source, images=images, progress=progress)
 

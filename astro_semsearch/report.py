@@ -45,7 +45,10 @@ from typing import Any
 import numpy as np
 from astropy.table import Row, Table
 
-from ._utils import finite_or_none as _number
+from ._io import atomic_write_bytes
+from ._validate import finite_or_none as _number
+from .catalog import column_degrees
+from .exceptions import InvalidInputError, InvalidTypeError
 
 __all__ = ["write_html", "render_html", "FORMAT"]
 
@@ -222,8 +225,7 @@ def render_html(results: Table, thumbs: list, *, title: str | None = None, thumb
     if "viewer_url" in results.colnames:
         urls = [None if np.ma.is_masked(v) else str(v) for v in results["viewer_url"]]
     elif "ra" in results.colnames and "dec" in results.colnames:
-        from ._utils import column_degrees
-        from .search import viewer_urls
+        from .cutouts import viewer_urls  # astroquery is imported only when links must be made
 
         urls = list(viewer_urls(column_degrees(results["ra"], "ra", "results"),
                                 column_degrees(results["dec"], "dec", "results")))
@@ -315,17 +317,16 @@ def write_html(
     --------
     >>> write_html(hits, "hits.html", images="cutouts/")   # doctest: +SKIP
     """
-    from ._utils import atomic_write_bytes
     from .thumbnails import result_images
 
     if isinstance(results, Row):
         results = results.table[results.index : results.index + 1]
     if not isinstance(results, Table):
-        raise TypeError(f"results must be an astropy Table, got {type(results).__name__}")
+        raise InvalidTypeError(f"results must be an astropy Table, got {type(results).__name__}")
     if image_format not in ("jpeg", "png"):
-        raise ValueError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
+        raise InvalidInputError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
     if isinstance(thumb_size, bool) or not isinstance(thumb_size, (int, np.integer)) or not 8 <= thumb_size <= 1024:
-        raise ValueError(f"thumb_size must be an integer from 8 to 1024 pixels, got {thumb_size!r}")
+        raise InvalidInputError(f"thumb_size must be an integer from 8 to 1024 pixels, got {thumb_size!r}")
     is_file_object = hasattr(path, "write")
     if not is_file_object:
         path = Path(path)

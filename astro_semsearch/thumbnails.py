@@ -61,18 +61,17 @@ from astropy import units as u
 from astropy.table import Row, Table
 from astropy.utils.exceptions import AstropyUserWarning
 
-# Imported here, not on first use: importing astroquery turns on astropy's warning logging, and doing that
-# in the middle of a call would change how that call's warnings are shown (and break warnings.catch_warnings).
-from . import cutouts as _cutouts  # noqa: F401
+from ._validate import check_int
+from .catalog import FILE_NAMES, column_degrees
+from .cutouts import Hips2FitsCutouts, LegacySurvey, get_cutouts, resolve_source
+from .exceptions import InvalidInputError, InvalidTypeError
+from .images import find_image, load_image, to_rgb
+from .index import open_index
 
 __all__ = ["result_images"]
 
 log = logging.getLogger(__name__)
 
-#: File name endings tried for ``<object_id><ending>`` in an image directory.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".fits", ".fits.gz", ".fit", ".fit.gz", ".fits.fz")
-# Column names that hold a row's image file (the same list build_index looks for).
-_FILE_COLUMNS = ("file", "filename", "file_name", "path", "image", "image_path")
 # Field of view of a cutout when the index records none: the build_index default request.
 _DEFAULT_FOV = 256 * 0.262 * u.arcsec
 
@@ -80,14 +79,12 @@ _DEFAULT_FOV = 256 * 0.262 * u.arcsec
 # --------------------------------------------------------------------------- image conversion
 def _as_thumbnail(image, size: int | None) -> np.ndarray:
     """Any image `load_image` reads (or an array) -> square ``size x size x 3`` uint8 RGB."""
-    from .images import load_image, to_rgb
-
     arr = load_image(image) if not isinstance(image, np.ndarray) else image
     arr = np.asarray(arr)
     if arr.ndim == 2:  # a single grey plane
         arr = arr[None]
     if arr.ndim != 3:
-        raise ValueError(f"an image must be HxWx3 RGB or CxHxW bands, got shape {arr.shape}")
+        raise InvalidInputError(f"an image must be HxWx3 RGB or CxHxW bands, got shape {arr.shape}")
     if arr.shape[-1] in (3, 4) and arr.shape[0] > 4:  # HxWx3 RGB (or RGBA)
         rgb = arr[..., :3]
         if rgb.dtype != np.uint8:  # float RGB: to_rgb knows 0-1 from 0-255
@@ -99,7 +96,7 @@ def _as_thumbnail(image, size: int | None) -> np.ndarray:
         grey = np.arcsinh(20.0 * np.maximum(0.0, plane * 3.4 + 0.03)) / np.sqrt(20.0)  # the r-band stretch
         rgb = np.repeat(np.clip(np.rint(grey * 255), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
     else:
-        raise ValueError(f"cannot make an RGB thumbnail from an image of shape {arr.shape}")
+        raise InvalidInputError(f"cannot make an RGB thumbnail from an image of shape {arr.shape}")
     h, w = rgb.shape[:2]
     if h != w:  # centre square crop: thumbnails sit in square panels
         s = min(h, w)
@@ -112,66 +109,7 @@ def _as_thumbnail(image, size: int | None) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
-def _file_in(directory: Path, name: str) -> Path | None:
-    """``directory/name`` if it is a file inside ``directory`` (no ``../`` escapes)."""
-    if not name or name in (".", "..") or Path(name).is_absolute() or ".." in Path(name).parts:
-        return None
-    path = directory / name
-    return path if path.is_file() else None
-
-
-def _find_in_directory(directory: Path, object_id: str | None, filename: str | None) -> Path | None:
-    if filename:
-        found = _file_in(directory, filename)
-        if found is not None:
-            return found
-    if object_id and "/" not in object_id and "\\" not in object_id:
-        for suffix in IMAGE_SUFFIXES:
-            found = _file_in(directory, object_id + suffix)
-            if found is not None:
-                return found
-    return None
-
-
-def _file_column(table: Table) -> str | None:
-    lower = {c.lower(): c for c in table.colnames}
-    for name in _FILE_COLUMNS:
-        col = lower.get(name)
-        if col is not None and np.asarray(table[col]).dtype.kind in "US":
-            return col
-    return None
-
-
 # --------------------------------------------------------------------------- the index's own source
-def _resolve_index(index, results: Table):
-    """The index to consult: the one given, else the one named in the results' meta if it loads."""
-    if index is not None and not isinstance(index, (str, os.PathLike)):
-        return index
-    if index is None:
-        info = (results.meta.get("astro_semsearch") or {}).get("index") or {}
-        if not isinstance(info, Mapping):
-            return None
-        candidates = [info.get("path"), info.get("name")]
-    else:
-        candidates = [index]
-    from .index import load_index
-
-    for cand in candidates:
-        if not cand:
-            continue
-        try:
-            if (Path(str(cand)).expanduser() / "shards.json").is_file():
-                from .shards import load_sharded_index
-
-                return load_sharded_index(cand)
-            return load_index(cand)
-        except Exception as exc:  # not loadable here: the thumbnails come from elsewhere
-            if index is not None:
-                raise
-            log.debug("cannot load index %r named in the results' meta: %s", cand, exc)
-    return None
-
-
 def _index_request(index) -> dict:
     if index is None:
         return {}
@@ -253,116 +191,162 @@ def result_images(
     >>> thumbs = result_images(semantic_search("ring galaxy", k=10))  # doctest: +SKIP
     >>> thumbs = result_images(hits, images="cutouts/")                # doctest: +SKIP
     """
-    if isinstance(results, Row):
-        results = results.table[results.index : results.index + 1]
-    if not isinstance(results, Table):
-        raise TypeError(f"results must be an astropy Table (e.g. from semantic_search), got {type(results).__name__}")
-    if size is not None:
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-            raise TypeError(f"size must be an integer number of pixels or None, got {size!r}")
-        if not 4 <= int(size) <= 3000:
-            raise ValueError(f"size must be between 4 and 3000 pixels, got {size}")
-        size = int(size)
+    results = _as_table(results)
+    size = _check_thumb_size(size)
     if not (source is None or source is False or isinstance(source, str) or hasattr(source, "get_cutouts")):
-        raise TypeError(f"source must be 'legacysurvey', 'hips2fits', a cutout service or False, got {source!r}")
+        raise InvalidTypeError(f"source must be 'legacysurvey', 'hips2fits', a cutout service or False, "
+                               f"got {source!r}")
     n = len(results)
     if n == 0:
         return []
-
     ids: list[str | None] = ([str(v) for v in results["object_id"]] if "object_id" in results.colnames
                              else [None] * n)
-    labels = [oid if oid is not None else f"row {i}" for i, oid in enumerate(ids)]
-    out: list[np.ndarray | None] = [None] * n
-    why: list[str] = [""] * n
-
-    def _take(i: int, image, origin: str) -> bool:
-        try:
-            out[i] = _as_thumbnail(image, size)
-        except Exception as exc:  # unreadable file, odd shape: report it, try the next source
-            why[i] = f"{origin}: {exc}"
-            return False
-        why[i] = ""
-        return True
-
-    # ---- 1. images= given by the caller
-    if images is not None:
-        if isinstance(images, (str, os.PathLike)):
-            directory = Path(images).expanduser()
-            if not directory.is_dir():
-                raise FileNotFoundError(f"images directory {directory} does not exist")
-            fcol = _file_column(results)
-            for i in range(n):
-                fname = str(results[fcol][i]) if fcol else None
-                path = _find_in_directory(directory, ids[i], fname)
-                if path is None:
-                    why[i] = "not in images="
-                else:
-                    _take(i, path, str(path.name))
-        elif isinstance(images, Mapping):
-            for i in range(n):
-                value = images.get(ids[i]) if ids[i] is not None else None
-                if value is None:
-                    why[i] = "not in images="
-                else:
-                    _take(i, value, "images=")
-        elif isinstance(images, Sequence) and not isinstance(images, (str, bytes)) or isinstance(images, np.ndarray):
-            if len(images) != n:
-                raise ValueError(f"images= has {len(images)} entries but the table has {n} rows")
-            for i, value in enumerate(images):
-                if value is None:
-                    why[i] = "None in images="
-                else:
-                    _take(i, value, "images=")
-        else:
-            raise TypeError("images must be a directory, a mapping object_id -> image, or one image per row; "
-                            f"got {type(images).__name__}")
-
-    todo = [i for i in range(n) if out[i] is None]
-    # ---- 2. the index's own local images
-    idx = _resolve_index(index, results) if todo else None
+    found = _Found(n, size)
+    if images is not None:  # 1. the caller's images
+        _from_caller(found, results, ids, images)
+    todo = found.missing()
+    idx = _index_of(index, results) if todo else None
     req = _index_request(idx)
-    if todo and idx is not None:
-        directory, problem = _index_image_dir(idx, req)
-        if problem:
-            for i in todo:
-                why[i] = (why[i] + "; " if why[i] else "") + "index image directory not found"
-            warnings.warn(problem, AstropyUserWarning, stacklevel=2)
-        elif directory is not None:
-            fcol = _file_column(idx.table)
-            rows = (np.asarray(idx.rows_of([ids[i] or "" for i in todo])) if fcol and hasattr(idx, "rows_of")
-                    else np.full(len(todo), -1))
-            for i, row in zip(todo, rows):
-                fname = str(idx.table[fcol][int(row)]) if row >= 0 else None
-                path = _find_in_directory(directory, ids[i], fname)
-                if path is not None:
-                    _take(i, path, str(path.name))
-                else:
-                    why[i] = (why[i] + "; " if why[i] else "") + f"no file in {directory.name}/"
-
-    # ---- 3. cutouts from a survey service
-    todo = [i for i in range(n) if out[i] is None]
-    if todo and source is False:
+    if todo and idx is not None:  # 2. the index's own local images
+        _from_index_directory(found, idx, req, ids, todo)
+    todo = found.missing()
+    if todo and source is False:  # 3. cutouts from a survey service
         for i in todo:
-            why[i] = (why[i] + ", and " if why[i] else "") + "fetching is off (source=False)"
+            found.note(i, "fetching is off (source=False)", sep=", and ")
     elif todo:
-        _fetch(results, todo, out, why, size=size, source=source, req=req, fov=fov, progress=progress)
-
-    missing = [i for i in range(n) if out[i] is None]
+        _fetch(results, todo, found, size=size, source=source, req=req, fov=fov, progress=progress)
+    missing = found.missing()
     if missing:
-        shown = ", ".join(f"{labels[i]} ({why[i] or 'no image'})" for i in missing[:10])
+        labels = [oid if oid is not None else f"row {i}" for i, oid in enumerate(ids)]
+        shown = ", ".join(f"{labels[i]} ({found.why[i] or 'no image'})" for i in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         warnings.warn(f"no image for {len(missing)} of {n} rows: {shown}{more}", AstropyUserWarning, stacklevel=2)
-    return out
+    return found.out
 
 
-def _fetch(results: Table, todo: list[int], out: list, why: list[str], *, size, source, req, fov, progress) -> None:
-    """Fill ``out[i]`` for rows ``todo`` with JPEG cutouts (errors flagged, never raised)."""
-    from ._utils import column_degrees
-    from .cutouts import Hips2FitsCutouts, LegacySurvey, get_cutouts
+class _Found:
+    """The thumbnails found so far, and why the others are missing."""
 
+    def __init__(self, n: int, size: int | None):
+        self.out: list[np.ndarray | None] = [None] * n
+        self.why: list[str] = [""] * n
+        self.size = size
+
+    def missing(self) -> list[int]:
+        return [i for i, t in enumerate(self.out) if t is None]
+
+    def note(self, i: int, reason: str, sep: str = "; ") -> None:
+        self.why[i] = (self.why[i] + sep if self.why[i] else "") + reason
+
+    def take(self, i: int, image, origin: str) -> bool:
+        try:
+            self.out[i] = _as_thumbnail(image, self.size)
+        except Exception as exc:  # unreadable file, odd shape: report it, try the next source
+            self.why[i] = f"{origin}: {exc}"
+            return False
+        self.why[i] = ""
+        return True
+
+
+def _as_table(results) -> Table:
+    if isinstance(results, Row):
+        results = results.table[results.index : results.index + 1]
+    if not isinstance(results, Table):
+        raise InvalidTypeError(f"results must be an astropy Table (e.g. from semantic_search), "
+                               f"got {type(results).__name__}")
+    return results
+
+
+def _check_thumb_size(size) -> int | None:
+    return None if size is None else check_int(size, "size", minimum=4, maximum=3000)
+
+
+def _file_column(table: Table) -> str | None:
+    lower = {c.lower(): c for c in table.colnames}
+    for name in FILE_NAMES:
+        col = lower.get(name)
+        if col is not None and np.asarray(table[col]).dtype.kind in "US":
+            return col
+    return None
+
+
+def _from_caller(found: _Found, results: Table, ids, images) -> None:
+    """Step 1: ``images=`` as a directory, a mapping ``object_id -> image`` or one image per row."""
+    n = len(results)
+    if isinstance(images, (str, os.PathLike)):
+        directory = Path(images).expanduser()
+        if not directory.is_dir():
+            raise FileNotFoundError(f"images directory {directory} does not exist")
+        fcol = _file_column(results)
+        for i in range(n):
+            path = find_image(directory, ids[i], str(results[fcol][i]) if fcol else None)
+            if path is None:
+                found.why[i] = "not in images="
+            else:
+                found.take(i, path, str(path.name))
+    elif isinstance(images, Mapping):
+        for i in range(n):
+            value = images.get(ids[i]) if ids[i] is not None else None
+            if value is None:
+                found.why[i] = "not in images="
+            else:
+                found.take(i, value, "images=")
+    elif isinstance(images, Sequence) and not isinstance(images, (str, bytes)) or isinstance(images, np.ndarray):
+        if len(images) != n:
+            raise InvalidInputError(f"images= has {len(images)} entries but the table has {n} rows")
+        for i, value in enumerate(images):
+            if value is None:
+                found.why[i] = "None in images="
+            else:
+                found.take(i, value, "images=")
+    else:
+        raise InvalidTypeError("images must be a directory, a mapping object_id -> image, or one image per row; "
+                               f"got {type(images).__name__}")
+
+
+def _index_of(index, results: Table):
+    """The index to consult: the one given, else the one named in the results' meta if it opens here."""
+    if index is not None:
+        return open_index(index)
+    info = (results.meta.get("astro_semsearch") or {}).get("index") or {}
+    if not isinstance(info, Mapping):
+        return None
+    for cand in (info.get("path"), info.get("name")):
+        if not cand:
+            continue
+        try:
+            return open_index(cand)
+        except Exception as exc:  # not loadable here: the thumbnails come from elsewhere
+            log.debug("cannot open index %r named in the results' meta: %s", cand, exc)
+    return None
+
+
+def _from_index_directory(found: _Found, idx, req: dict, ids, todo: list[int]) -> None:
+    """Step 2: the images an index was built from, if their directory is found."""
+    directory, problem = _index_image_dir(idx, req)
+    if problem:
+        for i in todo:
+            found.note(i, "index image directory not found")
+        warnings.warn(problem, AstropyUserWarning, stacklevel=3)
+        return
+    if directory is None:
+        return
+    fcol = _file_column(idx.table)
+    rows = np.asarray(idx.rows_of([ids[i] or "" for i in todo])) if fcol else np.full(len(todo), -1)
+    for i, row in zip(todo, rows):
+        fname = str(idx.table[fcol][int(row)]) if row >= 0 else None
+        path = find_image(directory, ids[i], fname)
+        if path is not None:
+            found.take(i, path, str(path.name))
+        else:
+            found.note(i, f"no file in {directory.name}/")
+
+
+def _fetch(results: Table, todo: list[int], found: _Found, *, size, source, req, fov, progress) -> None:
+    """Step 3: JPEG cutouts of the rows ``todo`` (errors noted, never raised)."""
     if "ra" not in results.colnames or "dec" not in results.colnames:
         for i in todo:
-            why[i] = (why[i] + ", and " if why[i] else "") + "no ra/dec to fetch a cutout"
+            found.note(i, "no ra/dec to fetch a cutout", sep=", and ")
         return
     ra = column_degrees(results["ra"], "ra", "results")[todo]
     dec = column_degrees(results["dec"], "dec", "results")[todo]
@@ -370,10 +354,7 @@ def _fetch(results: Table, todo: list[int], out: list, why: list[str], *, size, 
     recorded = str(req.get("source") or "")
     if source is None:
         source = "hips2fits" if recorded == "Hips2FitsCutouts" else "legacysurvey"
-    service = source if hasattr(source, "get_cutouts") else None
-    from .cutouts import _resolve_source
-
-    service = service or _resolve_source(source)
+    service = source if hasattr(source, "get_cutouts") else resolve_source(source)
     # Same field of view as the images the index was built from (a fair picture of what was embedded).
     if fov is None:
         try:
@@ -393,13 +374,12 @@ def _fetch(results: Table, todo: list[int], out: list, why: list[str], *, size, 
                         errors="flag", progress=progress)
     except Exception as exc:  # a bad request: no thumbnails, but the caller still gets its list
         for i in todo:
-            why[i] = (why[i] + "; " if why[i] else "") + f"cutout request failed: {exc}"
+            found.note(i, f"cutout request failed: {exc}")
         return
     for i, ok, in_fp, err, img in zip(todo, t["ok"], t["in_footprint"], t["error"], t["image"]):
         if not ok:
-            why[i] = (why[i] + "; " if why[i] else "") + f"cutout failed: {err}"
+            found.note(i, f"cutout failed: {err}")
         elif not in_fp:
-            why[i] = (why[i] + "; " if why[i] else "") + "outside the survey footprint (blank cutout)"
+            found.note(i, "outside the survey footprint (blank cutout)")
         else:
-            out[i] = _as_thumbnail(np.asarray(img), size)
-            why[i] = ""
+            found.take(i, np.asarray(img), "cutout")

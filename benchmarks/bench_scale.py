@@ -269,7 +269,7 @@ def main(argv=None) -> int:
             if not args.keep:
                 shutil.rmtree(target, ignore_errors=True)
         if args.shards:
-            from astro_semsearch.shards import ShardedIndex
+            from astro_semsearch.index import ShardedIndex
 
             target = workroot / f"{n}-sharded{args.shards}"
             shutil.rmtree(target, ignore_errors=True)

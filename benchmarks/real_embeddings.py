@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     from astro_semsearch import load_model
     from astro_semsearch.evaluation import load_queries
-    from astro_semsearch.training.data import load_gz2, load_images
+    from astro_semsearch.datasets import load_gz2, load_images
 
     if args.threads:
         torch.set_num_threads(args.threads)

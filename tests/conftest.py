@@ -39,3 +39,17 @@ def _quiet_progress():
 
     with conf.set_temp("show_progress", False):
         yield
+
+
+#: The architecture of the tiny real model the CLI tests use (random weights, a few kB).
+TINY_MODEL_CONFIG = {"name": "tiny", "dim": 8, "stem_channels": 4, "channels": [8, 8, 8], "head_hidden": 16}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A real `GalaxyModel` (tiny, random weights) saved to a directory, as a user's trained model would be."""
+    from astro_semsearch.model import GalaxyModel
+
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    GalaxyModel.from_config(TINY_MODEL_CONFIG, seed=0).save(path)
+    return path

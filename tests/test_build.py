@@ -1,6 +1,4 @@
 """build_index end to end against the local cutout server, resume after a kill, local images."""
-import argparse
-
 import numpy as np
 import pytest
 from astropy import units as u
@@ -8,7 +6,8 @@ from astropy.io import fits
 from astropy.table import Table
 
 from astro_semsearch import conf
-from astro_semsearch.build import add_cli, build_index
+from astro_semsearch.build import build_index
+from astro_semsearch.cli import main
 from astro_semsearch.cutouts import LegacySurvey
 from astro_semsearch.index import GalaxyIndex
 import legacy_server as _server
@@ -244,12 +243,8 @@ def test_cli_build_index(legacy_server, model, tmp_path, capsys):
     mdir = model.save(tmp_path / "model")
     cat = _catalog(n=4, south=(2,))
     cat.write(tmp_path / "cat.ecsv")
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers())
-    args = parser.parse_args(["build-index", str(tmp_path / "cat.ecsv"), "--out", str(tmp_path / "idx"),
-                              "--id-column", "name", "--size", str(SIZE), "--model", str(mdir),
-                              "--chunk-size", "2"])
-    assert args.func(args) == 0
+    assert main(["build-index", str(tmp_path / "cat.ecsv"), "--out", str(tmp_path / "idx"), "--id-column", "name",
+                 "--size", str(SIZE), "--model", str(mdir), "--chunk-size", "2"]) == 0
     text = capsys.readouterr().out
     assert "3 galaxies indexed, 1 skipped" in text and "cutouts/s" in text
     assert GalaxyIndex.load(tmp_path / "idx").ntotal == 3

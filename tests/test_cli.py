@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -15,44 +14,28 @@ import astro_semsearch
 from astro_semsearch.cli import build_parser, main
 from astro_semsearch.index import GalaxyIndex
 
-DIM = 6
+@pytest.fixture(scope="module")
+def tiny_model(tiny_model_dir):
+    from astro_semsearch.model import load_model
 
-
-class ToyModel:
-    name = "toy"
-    dim = DIM
-    fingerprint = "5" * 64
-
-    def embed_text(self, texts):
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        out = np.full((len(texts), DIM), 0.1, np.float32)
-        for i, t in enumerate(texts):
-            out[i, len(t) % DIM] += 1  # deterministic, text dependent
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-    def embed_images(self, images):
-        a = np.asarray(images, float)
-        v = np.full(DIM, 0.1)
-        v[:3] += a.reshape(-1, 3).mean(0) / 255
-        return (v / np.linalg.norm(v))[None].astype(np.float32)
+    return load_model(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory):
+def index_dir(tmp_path_factory, tiny_model):
+    """40 galaxies embedded by the tiny real model (random images)."""
     rng = np.random.default_rng(0)
     n = 40
-    v = rng.normal(size=(n, DIM)).astype(np.float32)
+    images = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
     t = Table({"object_id": [f"G{i:02d}" for i in range(n)], "ra": rng.uniform(150, 151, n) * u.deg,
                "dec": rng.uniform(2, 3, n) * u.deg, "mag_r": rng.uniform(15, 18, n) * u.mag})
-    idx = GalaxyIndex.build(v, t, model=ToyModel(), name="cli-index", survey="SDSS")
+    idx = GalaxyIndex.build(tiny_model.embed_images(images), t, model=tiny_model, name="cli-index", survey="SDSS")
     return idx.save(tmp_path_factory.mktemp("cli") / "cli-index")
 
 
 @pytest.fixture
-def toy_model(monkeypatch):
-    fake = types.ModuleType("astro_semsearch.model")
-    fake.load_model = lambda name=None: ToyModel()
-    monkeypatch.setitem(sys.modules, "astro_semsearch.model", fake)
+def model_args(tiny_model_dir):
+    return ["--model", str(tiny_model_dir)]
 
 
 def test_parser_has_every_available_stage():
@@ -72,16 +55,17 @@ def test_no_command_is_an_error(capsys):
     assert "usage" in capsys.readouterr().err
 
 
-def test_search_prints_a_table(index_dir, toy_model, capsys):
-    assert main(["search", "ring galaxy", "-k", "5", "--index", str(index_dir)]) == 0
+def test_search_prints_a_table(index_dir, model_args, capsys):
+    assert main(["search", "ring galaxy", "-k", "5", "--index", str(index_dir), *model_args]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:5] == ["rank", "object_id", "ra", "dec", "score"]
     assert len([line for line in out if line.strip().startswith(("1 ", "2 ", "3 ", "4 ", "5 "))]) == 5
 
 
-def test_search_writes_ecsv_and_refuses_to_overwrite(index_dir, toy_model, tmp_path, capsys):
+def test_search_writes_ecsv_and_refuses_to_overwrite(index_dir, model_args, tmp_path, capsys):
     out = tmp_path / "hits.ecsv"
-    args = ["search", "spiral", "bar", "--negative", "edge-on", "-k", "4", "--index", str(index_dir), "-o", str(out)]
+    args = ["search", "spiral", "bar", "--negative", "edge-on", "-k", "4", "--index", str(index_dir), "-o", str(out),
+            *model_args]
     assert main(args) == 0
     hits = Table.read(out)
     assert len(hits) == 4 and hits["ra"].unit == u.deg
@@ -100,10 +84,12 @@ def test_search_writes_ecsv_and_refuses_to_overwrite(index_dir, toy_model, tmp_p
         (["similar", "NOPE"], "'NOPE' is not in index"),
         (["similar", "400", "10"], "out of range"),
         (["similar", "10", "95"], "out of range"),
+        (["search", "ring", "--model", "/nonexistent/model"], "no model"),
     ],
 )
-def test_bad_input_exits_2_with_a_message(index_dir, toy_model, capsys, argv, message):
-    assert main(argv + ["--index", str(index_dir)]) == 2
+def test_bad_input_exits_2_with_a_message(index_dir, tiny_model_dir, capsys, argv, message):
+    model = [] if "--model" in argv else ["--model", str(tiny_model_dir)]
+    assert main(argv + ["--index", str(index_dir), *model]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
@@ -135,11 +121,35 @@ def test_crossmatch_command(index_dir, tmp_path, capsys):
 def test_index_info(index_dir, capsys):
     assert main(["index", "info", str(index_dir)]) == 0
     out = capsys.readouterr().out
-    assert "cli-index" in out and "galaxies     40" in out and "sha256" in out and "toy" in out
+    assert "cli-index" in out and "galaxies     40" in out and "sha256" in out and "tiny" in out
     assert main(["index", "info", str(index_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 40
     assert main(["index", "info", str(index_dir / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_index_info_on_a_sharded_index(tmp_path, capsys):
+    from astro_semsearch.index import ShardedIndex
+
+    rng = np.random.default_rng(4)
+    t = Table({"object_id": [f"S{i}" for i in range(30)], "ra": rng.uniform(0, 360, 30),
+               "dec": rng.uniform(-60, 60, 30)})
+    ShardedIndex.build(rng.normal(size=(30, 4)).astype(np.float32), t, tmp_path / "sharded", shard_size=10)
+    assert main(["index", "info", str(tmp_path / "sharded")]) == 0
+    out = capsys.readouterr().out
+    assert "sharded by rows" in out and "galaxies     30" in out and out.count("shard-0000") == 3
+
+
+def test_a_bug_is_not_reported_as_bad_input(index_dir, monkeypatch):
+    """Only the package's own errors, file errors and unit errors are one-line messages; a bug shows."""
+    import astro_semsearch.search.api as api
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(api, "ranked", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["similar", "G03", "--index", str(index_dir)])
 
 
 def test_console_entry_point_runs():

@@ -134,7 +134,7 @@ def test_skycoord_and_file_catalogues(tmp_path):
     [
         ({"radius": 2}, TypeError, "angle with units"),
         ({"radius": 2 * u.s}, u.UnitTypeError, "must be an angle"),
-        ({"radius": -1 * u.arcsec}, ValueError, "positive"),
+        ({"radius": -1 * u.arcsec}, ValueError, "> 0"),
         ({"join_type": "outer"}, ValueError, "join_type"),
         ({"catalog": 5}, TypeError, "catalog must be"),
         ({"catalog": "  "}, ValueError, "empty string"),
@@ -212,3 +212,39 @@ def test_vizier_path_offline(monkeypatch):
     assert calls["catalog"] == "VII/155" and calls["row_limit"] == -1 and calls["n"] == 10
     assert list(out["object_id"]) == ["G4"] and out["Name"][0] == "NGC X" and "_q" not in out.colnames
     assert out.meta["crossmatch"]["catalog"] == "VII_155"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # lsdb: "no margin cache" (none is needed here)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_crossmatch_lsdb_matches_in_memory_crossmatch(tmp_path):
+    lsdb = pytest.importorskip("lsdb")
+    import astropy.units as u
+    import pandas as pd
+
+    from astro_semsearch.crossmatch import crossmatch
+    from astro_semsearch.crossmatch import crossmatch_lsdb
+
+    rng = np.random.default_rng(3)
+    n = 500
+    big = pd.DataFrame({"name": [f"S{i}" for i in range(n)], "ra": rng.uniform(10, 20, n),
+                        "dec": rng.uniform(-5, 5, n), "z": rng.uniform(0, 1, n)})
+    writer = lsdb.from_dataframe(big, ra_column="ra", dec_column="dec", catalog_name="bigcat",
+                                 should_generate_moc=False, margin_threshold=None)
+    (getattr(writer, "write_catalog", None) or writer.to_hats)(str(tmp_path / "bigcat"))
+    # Results: 4 near catalogue sources (0.3-1.5 arcsec away), 2 far from everything.
+    pick = [3, 40, 41, 400]
+    offs = np.array([0.3, 0.8, 1.2, 1.5]) / 3600
+    hits = Table({"rank": np.arange(1, 7), "object_id": [f"h{i}" for i in range(6)],
+                  "ra": np.r_[big.ra.to_numpy()[pick], 100.0, 200.0] * u.deg,
+                  "dec": np.r_[big.dec.to_numpy()[pick] + offs, 30.0, -30.0] * u.deg, "score": np.linspace(1, 0.5, 6)})
+    got = crossmatch_lsdb(hits, tmp_path / "bigcat", 2 * u.arcsec)
+    ref = crossmatch(hits, Table.from_pandas(big), radius=2 * u.arcsec, catalog_name="bigcat")
+    assert list(got["object_id"]) == list(hits["object_id"])
+    assert got.colnames == ref.colnames
+    assert list(got["name"].filled("")) == ["S3", "S40", "S41", "S400", "", ""]
+    np.testing.assert_allclose(got["separation"].filled(-1), ref["separation"].filled(-1), atol=1e-3)
+    np.testing.assert_allclose(got["z"].filled(-1), ref["z"].filled(-1))
+    inner = crossmatch_lsdb(hits, tmp_path / "bigcat", 1 * u.arcsec, join_type="inner")
+    assert list(inner["object_id"]) == ["h0", "h1"]
+    with pytest.raises(TypeError, match="angle"):
+        crossmatch_lsdb(hits, tmp_path / "bigcat", 2.0)

@@ -286,17 +286,12 @@ def test_corrupt_cached_jpeg_is_fetched_again(legacy_server):
     np.testing.assert_array_equal(again, good)
 
 
-def test_retry_after_http_date():
+def test_retry_after_as_an_http_date_is_honoured(legacy_server):
     import email.utils
 
-    from astro_semsearch.cutouts import _retry_after
-
-    class R:
-        def __init__(self, v):
-            self.headers = {"Retry-After": v} if v is not None else {}
-
-    assert _retry_after(R("7")) == 7.0
-    assert _retry_after(R(None)) is None
-    assert _retry_after(R("soon")) is None
-    later = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 <= _retry_after(R(later)) <= 31
+    later = email.utils.formatdate(time.time() + 2, usegmt=True)
+    legacy_server.fail("429", times=1, retry_after=later)
+    t0 = time.perf_counter()
+    cut = LegacySurvey().get_cutout(SkyCoord(10, 0, unit="deg"), size=SIZE)
+    assert time.perf_counter() - t0 >= 0.8  # waited for the date, not for the tiny back-off
+    assert cut[0].data.shape == (3, SIZE, SIZE) and legacy_server.total == 2

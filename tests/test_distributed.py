@@ -9,9 +9,9 @@ pytest.importorskip("distributed")
 PIL = pytest.importorskip("PIL.Image")
 
 from astro_semsearch.build import build_index  # noqa: E402
-from astro_semsearch.distributed import build_index_dask  # noqa: E402
+from astro_semsearch.build import build_index_dask  # noqa: E402
 from astro_semsearch.index import GalaxyIndex  # noqa: E402
-from astro_semsearch.shards import ShardedIndex  # noqa: E402
+from astro_semsearch.index import ShardedIndex  # noqa: E402
 
 N = 12
 # distributed looks up this machine's IP (a harmless failed probe when sockets are blocked).
@@ -109,7 +109,8 @@ def test_dask_sharded_build_searches_like_single(tmp_path, images, model_dir, cl
 
 
 def test_dask_build_resumes_finished_partitions(tmp_path, images, model_dir, client, reference):
-    from astro_semsearch.distributed import _build_partition
+    from astro_semsearch.build import build_index
+    from astro_semsearch.model import load_model
 
     d, cat = images
     out = tmp_path / "res"
@@ -117,8 +118,8 @@ def test_dask_build_resumes_finished_partitions(tmp_path, images, model_dir, cli
     work = tmp_path / "res.dask-work"
     work.mkdir()
     bounds = np.linspace(0, N, 4).round().astype(int)
-    kw = {"images": str(d), "kind": "flat", "name": "res/part-00001", "survey": None}
-    _build_partition(cat[bounds[1]:bounds[2]], str(work / "part-00001"), str(model_dir), kw)
+    build_index(cat[bounds[1]:bounds[2]], out=work / "part-00001", model=load_model(model_dir), images=d,
+                kind="flat", name="res/part-00001", progress=False)
     assert (work / "part-00001" / "manifest.json").is_file()
     merged = build_index_dask(cat, out=out, client=client, npartitions=3, merge=True, images=d,
                               model=str(model_dir), kind="flat")
@@ -141,39 +142,3 @@ def test_dask_build_refuses_mismatched_work_dir(tmp_path, images, model_dir, cli
         build_index_dask(cat, out=tmp_path / "y", client=client, images=d, model=str(model_dir))
     with pytest.raises(ValueError, match="npartitions"):
         build_index_dask(cat, out=tmp_path / "z", client=client, npartitions=0, images=d, model=str(model_dir))
-
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # lsdb: "no margin cache" (none is needed here)
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_crossmatch_lsdb_matches_in_memory_crossmatch(tmp_path):
-    lsdb = pytest.importorskip("lsdb")
-    import astropy.units as u
-    import pandas as pd
-
-    from astro_semsearch.crossmatch import crossmatch
-    from astro_semsearch.distributed import crossmatch_lsdb
-
-    rng = np.random.default_rng(3)
-    n = 500
-    big = pd.DataFrame({"name": [f"S{i}" for i in range(n)], "ra": rng.uniform(10, 20, n),
-                        "dec": rng.uniform(-5, 5, n), "z": rng.uniform(0, 1, n)})
-    writer = lsdb.from_dataframe(big, ra_column="ra", dec_column="dec", catalog_name="bigcat",
-                                 should_generate_moc=False, margin_threshold=None)
-    (getattr(writer, "write_catalog", None) or writer.to_hats)(str(tmp_path / "bigcat"))
-    # Results: 4 near catalogue sources (0.3-1.5 arcsec away), 2 far from everything.
-    pick = [3, 40, 41, 400]
-    offs = np.array([0.3, 0.8, 1.2, 1.5]) / 3600
-    hits = Table({"rank": np.arange(1, 7), "object_id": [f"h{i}" for i in range(6)],
-                  "ra": np.r_[big.ra.to_numpy()[pick], 100.0, 200.0] * u.deg,
-                  "dec": np.r_[big.dec.to_numpy()[pick] + offs, 30.0, -30.0] * u.deg, "score": np.linspace(1, 0.5, 6)})
-    got = crossmatch_lsdb(hits, tmp_path / "bigcat", 2 * u.arcsec)
-    ref = crossmatch(hits, Table.from_pandas(big), radius=2 * u.arcsec, catalog_name="bigcat")
-    assert list(got["object_id"]) == list(hits["object_id"])
-    assert got.colnames == ref.colnames
-    assert list(got["name"].filled("")) == ["S3", "S40", "S41", "S400", "", ""]
-    np.testing.assert_allclose(got["separation"].filled(-1), ref["separation"].filled(-1), atol=1e-3)
-    np.testing.assert_allclose(got["z"].filled(-1), ref["z"].filled(-1))
-    inner = crossmatch_lsdb(hits, tmp_path / "bigcat", 1 * u.arcsec, join_type="inner")
-    assert list(inner["object_id"]) == ["h0", "h1"]
-    with pytest.raises(TypeError, match="angle"):
-        crossmatch_lsdb(hits, tmp_path / "bigcat", 2.0)

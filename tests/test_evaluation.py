@@ -1,5 +1,4 @@
 """Tests for the evaluation protocol (astro_semsearch.evaluation)."""
-import argparse
 import importlib.util
 import math
 
@@ -17,7 +16,8 @@ from astro_semsearch.evaluation import (
     to_markdown,
     to_rst,
 )
-from astro_semsearch.training.data import GZ2_COLUMNS, split_of
+from astro_semsearch.datasets import GZ2_COLUMNS, split_of
+from fakes import BrightnessModel
 
 # ---------------------------------------------------------------------------
 # Pure metrics against hand-worked examples
@@ -121,25 +121,10 @@ def fake_data(tmp_path_factory):
     return root, dec, val
 
 
-class OracleModel:
-    """A stand-in encoder whose image embedding follows the image brightness.
-
-    Text queries mentioning "spiral" or "ring" point along brightness, so a
-    correct pipeline must rank the spiral pool perfectly (text nDCG = 1).
-    """
-
-    name = "oracle"
-    fingerprint = "0" * 64
-    dim = 2
-
-    def embed_images(self, images, batch_size=256, progress=False):
-        b = np.asarray(images, dtype=float).mean(axis=(1, 2, 3)) / 255.0
-        v = np.stack([b, 1 - b], 1)
-        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
-
-    def embed_text(self, texts, batch_size=256):
-        return np.array([[1.0, 0.0] if ("spiral" in t or "ring" in t) else [0.0, 1.0] for t in texts],
-                        dtype=np.float32)
+def OracleModel():
+    """Image embedding follows brightness; "spiral"/"ring" queries point along it (a perfect pipeline ranks
+    the spiral pool perfectly: text nDCG = 1)."""
+    return BrightnessModel(name="oracle", fingerprint="0" * 64, bright_words=("spiral", "ring"))
 
 
 QUERIES = {c.id: ["spiral galaxy", "a galaxy with arms"] if c.id == "spiral" else ["ring"] for c in CLASSES}
@@ -193,20 +178,17 @@ def test_evaluate_validates(fake_data):
 
 
 def test_cli_with_random_init_model(fake_data, tmp_path):
-    from astro_semsearch.evaluation import add_cli
+    from astro_semsearch.cli import main
     from astro_semsearch.model import GalaxyModel
 
     root, dec, _ = fake_data
     model_dir = GalaxyModel.from_config(seed=0).save(tmp_path / "m")
     qfile = tmp_path / "q.toml"
     qfile.write_text('spiral = ["spiral galaxy", "arms"]\nring = ["ring galaxy"]\ndecals_ring = ["ring"]\n')
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers(dest="command"))
     out = tmp_path / "res" / "eval.ecsv"
-    args = parser.parse_args(["evaluate", "--data", str(root), "--decals", str(dec), "--model", str(model_dir),
-                              "--out", str(out), "--queries", str(qfile), "--quiet", "--per-query",
-                              "--classes", "spiral", "ring", "decals_ring"])
-    assert args.func(args) == 0
+    assert main(["evaluate", "--data", str(root), "--decals", str(dec), "--model", str(model_dir), "--out", str(out),
+                 "--queries", str(qfile), "--quiet", "--per-query", "--classes", "spiral", "ring",
+                 "decals_ring"]) == 0
     t = Table.read(out, format="ascii.ecsv")
     assert list(t["class"]) == ["spiral", "ring", "DECaLS ring"]
     assert len(t.meta["model_sha256"]) == 64

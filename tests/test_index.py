@@ -16,9 +16,10 @@ from astropy import units as u
 from astropy.table import QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
 
-from astro_semsearch import index as index_mod
+from astro_semsearch.index import galaxy_index, kinds, storage
 from astro_semsearch.exceptions import IndexIntegrityError, ModelMismatchError
 from astro_semsearch.index import GalaxyIndex, load_index
+from fakes import ModelRecord
 
 
 def clustered(n, dim, seed=0, n_clusters=20):
@@ -52,9 +53,7 @@ def recall(found, truth):
     return np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)])
 
 
-class FakeModel:
-    def __init__(self, dim=16, fingerprint="a" * 64, name="toy"):
-        self.dim, self.fingerprint, self.name = dim, fingerprint, name
+FakeModel = ModelRecord
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +131,7 @@ def test_factory_string_and_bad_factory():
 
 
 def test_auto_switches_to_ivfpq_above_limit(monkeypatch):
-    monkeypatch.setattr(index_mod, "AUTO_EXACT_LIMIT", 100)
+    monkeypatch.setattr(kinds, "AUTO_EXACT_LIMIT", 100)
     v = clustered(600, 16)
     idx = GalaxyIndex.build(v, catalogue(600), kind="auto", nbits=5)
     assert idx.kind == "ivfpq" and idx.knobs["refine_factor"] == 10
@@ -142,12 +141,12 @@ def test_auto_switches_to_ivfpq_above_limit(monkeypatch):
 def test_default_knobs_meet_memory_budget():
     # nlist ~ 4 sqrt(n), a power of two, capped (k-means cost); PQ codes <= 48 bytes
     # (resident <= 64 B/vector with the 8 B id)
-    assert index_mod._default_nlist(10**6) == 4096
-    assert index_mod._default_nlist(10**7) == index_mod.IVF_NLIST_CAP == 4096
-    assert index_mod._default_nlist(10**8) == 16384
-    assert index_mod._default_nlist(1000) == 16  # capped so each list gets >= 39 training points
+    assert kinds.default_nlist(10**6) == 4096
+    assert kinds.default_nlist(10**7) == kinds.IVF_NLIST_CAP == 4096
+    assert kinds.default_nlist(10**8) == 16384
+    assert kinds.default_nlist(1000) == 16  # capped so each list gets >= 39 training points
     for dim in (128, 256, 512, 768, 1024):
-        m = index_mod._default_pq_m(dim)
+        m = kinds.default_pq_m(dim)
         assert dim % m == 0 and m <= 48 and m + 8 <= 64
 
 
@@ -168,7 +167,7 @@ def test_subset_search_with_idselector(kind, monkeypatch):
     mask = np.asarray(t["mag_r"]) < 16
     truth = np.flatnonzero(mask)[exact_topk(v[mask], v[:4], 5)]
     for limit in (10**9, 0):  # exact numpy path, then the FAISS IDSelector path
-        monkeypatch.setattr(index_mod, "EXACT_SUBSET_LIMIT", limit)
+        monkeypatch.setattr(galaxy_index, "EXACT_SUBSET_LIMIT", limit)
         scores, rows = idx.search(v[:4], 5, subset=mask)
         assert mask[rows].all()
         assert recall(rows, truth) >= 0.9
@@ -281,8 +280,8 @@ def test_save_load_round_trip(small, saved):
     assert m["files"]["index.faiss"]["sha256"] == hashlib.sha256((saved / "index.faiss").read_bytes()).hexdigest()
 
     idx = GalaxyIndex.load(saved)
-    assert isinstance(idx._all_vectors(), np.memmap)
-    assert isinstance(GalaxyIndex.load(saved, mmap=False)._all_vectors(), np.ndarray)
+    assert isinstance(idx.vectors_array(), np.memmap)
+    assert isinstance(GalaxyIndex.load(saved, mmap=False).vectors_array(), np.ndarray)
     assert idx.name == "small" and idx.ntotal == 300 and idx.path == saved
     assert idx.table["object_id"].dtype.kind == "U"
     assert list(idx.table["object_id"]) == list(t["object_id"])
@@ -301,7 +300,7 @@ def test_save_is_atomic_and_refuses_to_overwrite(small, saved, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(index_mod, "sha256_file", boom)
+    monkeypatch.setattr(storage, "sha256_file", boom)
     with pytest.raises(OSError, match="disk full"):
         idx.save(saved, overwrite=True)
     monkeypatch.undo()
@@ -468,7 +467,7 @@ def test_ivf_trains_on_a_subsample(monkeypatch):
 def test_large_catalogue_is_memory_mapped(tmp_path, monkeypatch):
     v = clustered(300, 16)
     GalaxyIndex.build(v, catalogue(300)).save(tmp_path / "ix")
-    monkeypatch.setattr(index_mod, "CATALOG_DECODE_LIMIT", 100)
+    monkeypatch.setattr(storage, "CATALOG_DECODE_LIMIT", 100)
     idx = GalaxyIndex.load(tmp_path / "ix")
     assert idx.table["object_id"].dtype.kind == "S"  # left as memory-mapped bytes
     cat = idx.catalog([5, 2])
@@ -478,7 +477,7 @@ def test_large_catalogue_is_memory_mapped(tmp_path, monkeypatch):
     assert idx.rows_of([str(catalogue(300)["object_id"][42]), "nope"]).tolist() == [42, -1]
     np.testing.assert_allclose(idx.coords([3]).ra.deg, catalogue(300)["ra"][3])
     # a small catalogue is decoded as usual
-    monkeypatch.setattr(index_mod, "CATALOG_DECODE_LIMIT", 1000)
+    monkeypatch.setattr(storage, "CATALOG_DECODE_LIMIT", 1000)
     assert GalaxyIndex.load(tmp_path / "ix").table["object_id"].dtype.kind == "U"
 
 

@@ -1,10 +1,10 @@
-"""Tests for the lensed-arc simulator (astro_semsearch.training.lensing)."""
+"""Tests for the lensed-arc simulator (astro_semsearch.lensing)."""
 import numpy as np
 import pytest
 
 pytest.importorskip("lenstronomy")
 
-from astro_semsearch.training.lensing import ArcInjector, is_lens_host  # noqa: E402
+from astro_semsearch.lensing import ArcInjector, is_lens_host  # noqa: E402
 
 SIZE = 48
 

@@ -99,7 +99,7 @@ def test_save_load_roundtrip(model, saved, tmp_path):
     assert (saved / "model.safetensors").is_file() and (saved / "config.json").is_file()
     loaded = GalaxyModel.load(saved)
     assert loaded.fingerprint == model.fingerprint
-    from astro_semsearch._utils import sha256_file
+    from astro_semsearch._io import sha256_file
 
     assert loaded.fingerprint == sha256_file(saved / "model.safetensors")
     assert loaded.dim == 16 and loaded.config["channels"] == [8, 16, 16]
@@ -186,33 +186,23 @@ def test_text_model_hash_mismatch_warns(saved, tmp_path):
         GalaxyModel.load(saved)
 
 
-def test_single_queries_use_one_thread_only_on_a_busy_machine(monkeypatch):
+def test_embedding_leaves_the_torch_thread_count_alone(model):
+    """A library must not change process-wide torch settings (it runs in thread pools and Dask workers)."""
     import torch
 
-    from astro_semsearch import model as M
-
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        monkeypatch.setattr(M, "_machine_busy", lambda: True)
-        with M._one_thread_for(True):
-            assert torch.get_num_threads() == 1
-        assert torch.get_num_threads() == 2  # restored
-        with M._one_thread_for(False):  # a batch keeps every thread
-            assert torch.get_num_threads() == 2
-        monkeypatch.setattr(M, "_machine_busy", lambda: False)
-        with M._one_thread_for(True):
-            assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    model.embed_text("a ring galaxy")
+    model.embed_images(np.zeros((1, 64, 64, 3), np.uint8))
+    assert torch.get_num_threads() == before
 
 
 def test_short_query_features_are_remembered(monkeypatch):
-    from astro_semsearch import model as M
+    from astro_semsearch.model import encode_sentences, text
 
-    M._SENTENCE_CACHE.clear()
-    first = M.encode_sentences(["a ring galaxy"])
+    first = encode_sentences(["a ring galaxy seen twice"])
     calls = []
-    monkeypatch.setattr(M, "_text_backbone", lambda: calls.append(1) or (_ for _ in ()).throw(AssertionError))
-    again = M.encode_sentences(["a ring galaxy"])  # served from the cache: MiniLM not called
-    assert calls == [] and np.array_equal(first, again) and again is not M._SENTENCE_CACHE[(("a ring galaxy",), 64)]
+    monkeypatch.setattr(text, "_text_backbone", lambda: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    again = encode_sentences(["a ring galaxy seen twice"])  # served from the cache: MiniLM not called
+    assert calls == [] and np.array_equal(first, again)
+    again[:] = 0  # the caller's copy: the cache is not changed through it
+    assert np.array_equal(encode_sentences(["a ring galaxy seen twice"]), first)

@@ -99,7 +99,7 @@ def test_thumbnails_bad_arguments():
     hits = _hits(2)
     with pytest.raises(TypeError, match="astropy Table"):
         result_images([1, 2])
-    with pytest.raises(ValueError, match="size must be between"):
+    with pytest.raises(ValueError, match="size must be >= 4"):
         result_images(hits, size=2)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         result_images(hits, images="no/such/dir")

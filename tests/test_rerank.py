@@ -6,7 +6,6 @@ fixed direction per word (as in test_search.py).
 """
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import numpy as np
@@ -16,8 +15,9 @@ from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
 
 from astro_semsearch import semantic_search, similar_to
-from astro_semsearch.evaluation import _rerank_metrics, evaluate, ndcg_at_k, parse_reranker, recall_at_k
+from astro_semsearch.evaluation import evaluate, ndcg_at_k, parse_reranker, recall_at_k
 from astro_semsearch.index import GalaxyIndex
+from fakes import BrightnessModel, WordModel, unit
 from astro_semsearch.rerank import (
     ExpansionReranker,
     FeedbackReranker,
@@ -34,26 +34,8 @@ DIM = 6
 VOCAB = {"ring": 0, "spiral": 1, "bar": 2, "merger": 3}
 
 
-def unit(v):
-    v = np.asarray(v, dtype=np.float64)
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-class ToyModel:
-    name = "toy"
-    dim = DIM
-    fingerprint = "5" * 64
-
-    def text_vector(self, text):
-        v = np.full(DIM, 0.05)
-        for word, i in VOCAB.items():
-            if word in text:
-                v[i] += 1.0
-        return unit(v)
-
-    def embed_text(self, texts, batch_size=256):
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        return np.array([self.text_vector(t) for t in texts], dtype=np.float32)
+def ToyModel():
+    return WordModel(VOCAB, DIM, name="toy", fingerprint="5" * 64)
 
 
 @pytest.fixture(scope="module")
@@ -397,32 +379,59 @@ def test_feedback_search_searches_the_whole_index(setup):
 
 
 # --------------------------------------------------------------------------- evaluation
-def test_rerank_metrics_by_hand():
+def _gz2_dir(root, levels, spiral):
+    """A Galaxy Zoo 2 directory of validation galaxies: flat images of the given grey levels."""
+    from PIL import Image
+
+    from astro_semsearch.datasets import GZ2_COLUMNS, split_of
+
+    (root / "images").mkdir(parents=True)
+    rows, gid = [], 200000
+    for level, frac in zip(levels, spiral):
+        gid += 1
+        while split_of(gid) != "val":
+            gid += 1
+        votes = {c: 0.1 for c in GZ2_COLUMNS}
+        votes["Class4.1"] = float(frac)
+        Image.fromarray(np.full((24, 24, 3), int(level), np.uint8)).save(root / "images" / f"{gid}.png")
+        rows.append({"file": f"images/{gid}.png", "galaxy_id": gid, "coarse_label": "", "n_vote_columns": 37,
+                     **votes})
+    Table(rows=rows).write(root / "labels.csv", format="ascii.csv")
+    return root
+
+
+def test_evaluate_rerankers_by_hand(tmp_path):
     # Pool of 6: the relevant galaxies share a direction that the text query only half points to.
-    emb = unit(np.array([[0.9, 0.1], [1, 0.05], [0.2, 1], [0.1, 1], [0.3, 1], [1, 0.0]])).astype(np.float32)
+    levels = [230, 243, 42, 23, 59, 255]
     rel = np.array([0.0, 0.0, 1.0, 0.9, 0.8, 0.0])
-    q = unit([1.0, 0.6])[None, :]  # ranks the irrelevant ones first
-    base_order = order_by(emb @ q[0])
+    root = _gz2_dir(tmp_path / "gz2", levels, rel)
+    model = BrightnessModel(tilt=[1.0, 0.6])  # ranks the irrelevant ones first
+    t = evaluate(model, gz2_root=root, decals_root=None, classes=["spiral"], queries={"spiral": ["q"]},
+                 rerank=["feedback", "galaxidnet"], rerank_top_n=6, k_recall=2, feedback_marks=2)
+    from astro_semsearch.datasets import load_gz2, load_images
+
+    emb = model.embed_images(load_images(list(load_gz2(root)["path"]), size=80))
+    q = unit([1.0, 0.6])
+    base_order = order_by(emb @ q)
     base = ndcg_at_k(rel[base_order], rel, 10)
-    fb = parse_reranker("feedback")
-    got = _rerank_metrics(emb, rel, q, ["q"], {"feedback": fb[1], "galaxidnet": GalaxIDNetReranker()},
-                          top_n=6, k_recall=2, feedback_marks=2)
+    assert t["ndcg10_text"][0] == pytest.approx(base)
     # The oracle marks the first two hits: both irrelevant -> query moves away from them.
     marked = base_order[:2]
     assert rel[marked].max() == 0
-    moved = unit(q[0] - 0.25 * unit(emb[marked]).mean(0))
+    moved = unit(q - 0.25 * unit(emb[marked]).mean(0))
     new = order_by(emb @ moved)
-    assert got["ndcg10_feedback"] == pytest.approx(ndcg_at_k(rel[new], rel, 10))
-    assert got["recall100_feedback"] == pytest.approx(recall_at_k(rel[new], rel, 2))
+    assert t["ndcg10_feedback"][0] == pytest.approx(ndcg_at_k(rel[new], rel, 10))
+    assert t["recall100_feedback"][0] == pytest.approx(recall_at_k(rel[new], rel, 2))
     left = ~np.isin(np.arange(6), marked)
-    assert got["ndcg10_text_residual"] == pytest.approx(ndcg_at_k(rel[[i for i in base_order if left[i]]],
-                                                                  rel[left], 10))
-    assert got["ndcg10_feedback_residual"] == pytest.approx(ndcg_at_k(rel[[i for i in new if left[i]]],
-                                                                      rel[left], 10))
-    assert got["ndcg10_feedback"] > base
+    assert t["ndcg10_text_residual"][0] == pytest.approx(ndcg_at_k(rel[[i for i in base_order if left[i]]],
+                                                                   rel[left], 10))
+    assert t["ndcg10_feedback_residual"][0] == pytest.approx(ndcg_at_k(rel[[i for i in new if left[i]]],
+                                                                       rel[left], 10))
+    assert t["ndcg10_feedback"][0] > base
     # top_n = 1 cannot change anything
-    one = _rerank_metrics(emb, rel, q, ["q"], {"expansion": ExpansionReranker()}, 1, 2, 2)
-    assert one["ndcg10_expansion"] == pytest.approx(base)
+    one = evaluate(model, gz2_root=root, decals_root=None, classes=["spiral"], queries={"spiral": ["q"]},
+                   rerank=["expansion"], rerank_top_n=1, k_recall=2)
+    assert one["ndcg10_expansion"][0] == pytest.approx(base)
 
 
 def test_parse_reranker_specs():
@@ -431,7 +440,7 @@ def test_parse_reranker_specs():
     assert parse_reranker("galaxidnet:weights=(0, 0, 1)")[1].weights == (0.0, 0.0, 1.0)
     assert parse_reranker("feedback:gamma=0.5") == ("feedback:gamma=0.5", {"gamma": 0.5})
     assert parse_reranker(GalaxIDNetReranker())[0] == "galaxidnet"
-    with pytest.raises(ValueError, match="not part of"):
+    with pytest.raises(ValueError, match="needs a vision-language model"):
         parse_reranker("vlm")
     with pytest.raises(ValueError, match="cannot read"):
         parse_reranker("expansion:n=")
@@ -444,42 +453,13 @@ def test_parse_reranker_specs():
 @pytest.fixture(scope="module")
 def tiny_gz2(tmp_path_factory):
     """24 validation galaxies whose image brightness encodes the spiral vote fraction."""
-    from PIL import Image
-
-    from astro_semsearch.training.data import GZ2_COLUMNS, split_of
-
-    root = tmp_path_factory.mktemp("gz2r")
-    (root / "images").mkdir()
-    rng = np.random.default_rng(3)
-    rows, gid = [], 200000
-    while len(rows) < 24:
-        gid += 1
-        if split_of(gid) != "val":
-            continue
-        spiral = float(rng.uniform(0, 1))
-        votes = {c: 0.1 for c in GZ2_COLUMNS}
-        votes["Class4.1"] = spiral
-        level = int(round(30 + 200 * spiral))
-        Image.fromarray(np.full((24, 24, 3), level, np.uint8)).save(root / "images" / f"{gid}.png")
-        rows.append({"file": f"images/{gid}.png", "galaxy_id": gid, "coarse_label": "", "n_vote_columns": 37,
-                     **votes})
-    Table(rows=rows).write(root / "labels.csv", format="ascii.csv")
-    return root
+    spiral = np.random.default_rng(3).uniform(0, 1, 24)
+    return _gz2_dir(tmp_path_factory.mktemp("gz2r"), np.round(30 + 200 * spiral), spiral)
 
 
-class TiltedModel:
+def TiltedModel():
     """Brightness -> direction; the text query is tilted away from the bright (spiral) end."""
-
-    name = "tilted"
-    fingerprint = "1" * 64
-    dim = 2
-
-    def embed_images(self, images, batch_size=256, progress=False):
-        b = np.asarray(images, dtype=float).mean(axis=(1, 2, 3)) / 255.0
-        return unit(np.stack([b, 1 - b], 1)).astype(np.float32)
-
-    def embed_text(self, texts, batch_size=256):
-        return np.array([unit([1.0, 0.35]) for _ in texts], dtype=np.float32)
+    return BrightnessModel(name="tilted", fingerprint="1" * 64, tilt=[1.0, 0.35])
 
 
 def test_evaluate_with_rerankers(tiny_gz2):
@@ -502,18 +482,14 @@ def test_evaluate_with_rerankers(tiny_gz2):
                  queries={"spiral": ["spiral"]}, rerank=["expansion"], rerank_top_n=0)
 
 
-def test_evaluate_cli_rerank_option(tiny_gz2, tmp_path, capsys):
-    from astro_semsearch.evaluation import add_cli
+def test_evaluate_cli_rerank_option(tiny_gz2, tiny_model_dir, tmp_path):
+    from astro_semsearch.cli import main
 
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers(dest="command"))
     qfile = tmp_path / "q.toml"
     qfile.write_text('spiral = ["spiral"]\n')
-    args = parser.parse_args(["evaluate", "--data", str(tiny_gz2), "--queries", str(qfile), "--quiet",
-                              "--classes", "spiral", "--rerank", "galaxidnet:weights=(0,0,1)", "feedback",
-                              "--rerank-top-n", "12", "--feedback-marks", "4", "--out", str(tmp_path / "e.ecsv")])
-    args.model = TiltedModel()  # evaluate() accepts a model object; skip loading one from disk
-    assert args.func(args) == 0
+    assert main(["evaluate", "--data", str(tiny_gz2), "--model", str(tiny_model_dir), "--queries", str(qfile),
+                 "--quiet", "--classes", "spiral", "--rerank", "galaxidnet:weights=(0,0,1)", "feedback",
+                 "--rerank-top-n", "12", "--feedback-marks", "4", "--out", str(tmp_path / "e.ecsv")]) == 0
     back = Table.read(tmp_path / "e.ecsv")
     assert "ndcg10_galaxidnet:weights=(0,0,1)" in back.colnames and "ndcg10_feedback_residual" in back.colnames
     assert back.meta["rerank"]["top_n"] == 12
@@ -522,23 +498,19 @@ def test_evaluate_cli_rerank_option(tiny_gz2, tmp_path, capsys):
 # --------------------------------------------------------------------------- the command line, shipped data
 def _shipped_index_ok():
     from astro_semsearch import conf
-    from astro_semsearch.index import _builtin_index_dir
+    from astro_semsearch.index.open import builtin_index_dir
 
-    return (_builtin_index_dir(conf.default_index) / "manifest.json").is_file()
+    return (builtin_index_dir(conf.default_index) / "manifest.json").is_file()
 
 
 @pytest.mark.skipif(not _shipped_index_ok(), reason="the default index is not built")
-def test_search_cli_rerank_on_the_shipped_index(tmp_path):
-    from astro_semsearch.search import add_cli
+def test_search_cli_rerank_on_the_shipped_index(tmp_path, capsys):
+    from astro_semsearch.cli import main
 
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers(dest="command"))
     plain = semantic_search("ring galaxy", k=10)
     out = tmp_path / "hits.ecsv"
-    args = parser.parse_args(["search", "ring galaxy", "-k", "6", "--rerank", "feedback",
-                              "--good", str(plain["object_id"][7]), "--bad", str(plain["object_id"][0]),
-                              "--rerank-top-n", "10", "-o", str(out)])
-    assert args.func(args) == 0
+    assert main(["search", "ring galaxy", "-k", "6", "--rerank", "feedback", "--good", str(plain["object_id"][7]),
+                 "--bad", str(plain["object_id"][0]), "--rerank-top-n", "10", "-o", str(out)]) == 0
     back = Table.read(out)
     api = rerank(plain, "feedback", good=[7], bad=[0])
     assert back["object_id"].tolist() == api["object_id"].tolist()[:6]
@@ -546,6 +518,5 @@ def test_search_cli_rerank_on_the_shipped_index(tmp_path):
     assert list(api["object_id"]).index(plain["object_id"][7]) < 7  # the good hit moved up
     assert back.meta["astro_semsearch"]["rerank"]["name"] == "feedback"
     assert {"rerank_score", "search_rank"} <= set(back.colnames)
-    with pytest.raises(ValueError, match="--rerank feedback"):
-        args = parser.parse_args(["search", "ring galaxy", "--good", "X"])
-        args.func(args)
+    assert main(["search", "ring galaxy", "--good", "X"]) == 2
+    assert "--rerank feedback" in capsys.readouterr().err

@@ -1,12 +1,12 @@
-"""Tests of the schematic galaxy symbols (astro_semsearch.training.symbols)."""
+"""Tests of the schematic galaxy symbols (astro_semsearch.sketch) and their Galaxy Zoo mapping (training.symbols)."""
 import math
 
 import numpy as np
 import pytest
 from astropy.table import Table
 
-from astro_semsearch.training.symbols import (GZ2_LABELS, SYMBOL_KINDS, draw_symbol, draw_symbols, embed_symbol,
-                                              gz2_label, gz2_symbol)
+from astro_semsearch.sketch import SYMBOL_KINDS, draw_symbol, draw_symbols, embed_symbol
+from astro_semsearch.training.symbols import GZ2_LABELS, gz2_label, gz2_symbol
 
 # A clean, upright, noise-free drawing: R = radius * size / 2 = 16 px.
 CLEAN = {"radius": 0.5, "angle": 0.0, "noise": 0.0, "blur": 0.3, "brightness": 1.0, "line_width": 1.8}
@@ -181,7 +181,7 @@ def test_similar_to_accepts_a_symbol_as_sketch_query(tmp_path):
 # ----------------------------------------------------------------------- Galaxy Zoo 2 mapping
 def _votes(**fractions):
     """A 37-column record: every answer 0 unless given (Class1_2 -> "Class1.2")."""
-    from astro_semsearch.training.data import GZ2_COLUMNS
+    from astro_semsearch.datasets import GZ2_COLUMNS
 
     rec = {c: 0.0 for c in GZ2_COLUMNS}
     rec.update({k.replace("_", "."): v for k, v in fractions.items()})
@@ -233,7 +233,7 @@ def test_vote_fractions_map_to_symbols_with_details():
 
 
 def test_mapping_reads_astropy_rows():
-    from astro_semsearch.training.data import GZ2_COLUMNS
+    from astro_semsearch.datasets import GZ2_COLUMNS
 
     t = Table({c: [np.nan, 0.0] for c in GZ2_COLUMNS})
     t["coarse_label"] = ["edge-on", ""]

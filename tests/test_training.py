@@ -16,7 +16,8 @@ from PIL import Image
 from astro_semsearch.model import GalaxyModel
 from astro_semsearch.training import augment as aug_mod
 import astro_semsearch.training.train as train_mod
-from astro_semsearch.training.data import GZ2_COLUMNS, load_gz2, load_images, split_of
+from astro_semsearch.training import stages
+from astro_semsearch.datasets import GZ2_COLUMNS, load_gz2, load_images, split_of
 
 N_GAL = 32
 N_VAL = 6  # validation-split galaxies: never trained on, the monitor's gallery
@@ -170,7 +171,7 @@ def test_resume_continues_from_checkpoint(gz2_dir, tmp_path, monkeypatch):
     reference = GalaxyModel.load(train_mod.train(cfg, tmp_path / "full", device="cpu"))
 
     calls = {"ssl": 0, "align": 0}
-    real_ssl, real_align = train_mod._run_ssl_epoch, train_mod._run_align_epoch
+    real_ssl, real_align = train_mod.run_ssl_epoch, train_mod.run_align_epoch
 
     def ssl(*a, **k):
         calls["ssl"] += 1
@@ -182,8 +183,8 @@ def test_resume_continues_from_checkpoint(gz2_dir, tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated interruption")
         return real_align(*a, **k)
 
-    monkeypatch.setattr(train_mod, "_run_ssl_epoch", ssl)
-    monkeypatch.setattr(train_mod, "_run_align_epoch", crashing_align)
+    monkeypatch.setattr(train_mod, "run_ssl_epoch", ssl)
+    monkeypatch.setattr(train_mod, "run_align_epoch", crashing_align)
     with pytest.raises(KeyboardInterrupt):
         train_mod.train(cfg, tmp_path / "cut", device="cpu")
     assert not (tmp_path / "cut" / "model").exists()
@@ -193,7 +194,7 @@ def test_resume_continues_from_checkpoint(gz2_dir, tmp_path, monkeypatch):
         calls["align"] += 1
         return real_align(*a, **k)
 
-    monkeypatch.setattr(train_mod, "_run_align_epoch", align)
+    monkeypatch.setattr(train_mod, "run_align_epoch", align)
     calls.update(ssl=0, align=0)
     resumed = GalaxyModel.load(train_mod.train(cfg, tmp_path / "cut", device="cpu"))
     assert calls == {"ssl": 0, "align": 1}  # only the missing epoch ran
@@ -210,14 +211,9 @@ def test_resume_continues_from_checkpoint(gz2_dir, tmp_path, monkeypatch):
 
 
 def test_cli_registers_train(tmp_path):
-    import argparse
+    from astro_semsearch.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    from astro_semsearch.training import add_cli
-
-    add_cli(sub)
-    args = parser.parse_args(["train", "--out", str(tmp_path), "--no-resume", "--device", "cpu"])
+    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--no-resume", "--device", "cpu"])
     assert args.resume is False and args.device == "cpu" and callable(args.func)
 
 
@@ -321,7 +317,7 @@ def test_symbol_term_masks_pairs_of_the_same_class():
                           noise=0, brightness=0)
     log = []
     model.eval()
-    term = train_mod._symbol_term(model, sym, np.arange(4), np.zeros(0, int), zi, zt, torch.tensor(10.0),
+    term = stages.symbol_term(model, sym, np.arange(4), np.zeros(0, int), zi, zt, torch.tensor(10.0),
                                   {"fraction": 1.0}, np.random.default_rng(0), torch.Generator(), aug, "cpu", log)
     # By hand: each image competes only against the symbol of the other class.
     zs = model.encode_image_tensor(aug(torch.from_numpy(bank[[0, 0, 1, 1], 0])))
@@ -342,7 +338,7 @@ def test_init_model_starts_from_the_given_weights(gz2_dir, tmp_path, monkeypatch
     cfg["ssl"]["epochs"] = 0
     cfg["train"]["init_model"] = str(tmp_path / "start")
     # With the alignment epoch replaced by a no-op, the output must be the starting weights.
-    monkeypatch.setattr(train_mod, "_run_align_epoch", lambda *a, **k: (0.0, 0))
+    monkeypatch.setattr(train_mod, "run_align_epoch", lambda *a, **k: (0.0, 0))
     out = train_mod.train(cfg, tmp_path / "ft", device="cpu")
     model = GalaxyModel.load(out)
     assert model.fingerprint == start.fingerprint and model.name == "tiny"

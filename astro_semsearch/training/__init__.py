@@ -1,17 +1,26 @@
-"""Training pipeline of the aligned image-text model.
+"""Training of the aligned image-text model (``astro-semsearch train``).
 
 Modules
 -------
+train
+    `~astro_semsearch.training.train.train`: SimCLR pretraining, then alignment, stage by stage.
+config
+    The configuration (``default_config.toml`` and overrides).
 data
-    Read the Galaxy Zoo 2 and DECaLS data sets; the fixed train/val split.
-augment
-    Galaxy-safe batched augmentations (rotation, flips, shifts, scale, PSF, noise).
+    The train split, decoded images, captions and their features, arc banks.
 captions
     Captions from Galaxy Zoo votes; pluggable `~astro_semsearch.training.captions.Captioner`.
-lensing
-    Simulated strong-lensing arcs injected into real galaxy images.
-train
-    The ``astro-semsearch train`` command: SimCLR pretraining, then alignment.
+augment
+    Galaxy-safe batched augmentations (rotation, flips, shifts, scale, PSF, noise).
+stages, losses
+    One epoch of each stage; the contrastive losses.
+symbols
+    Galaxy Zoo records as coarse labels and schematic symbols.
+monitor, checkpoints, card
+    The per-epoch monitor, resumable checkpoints, the model card.
+
+The data sets are read by `astro_semsearch.datasets`, the simulated lenses
+come from `astro_semsearch.lensing`.
 
 Examples
 --------
@@ -19,17 +28,3 @@ Examples
 
     astro-semsearch train --config astro_semsearch/training/default_config.toml --out runs/galclip-v1
 """
-from __future__ import annotations
-
-__all__ = ["add_cli"]
-
-
-def add_cli(subparsers) -> None:
-    """Register the ``train`` subcommand of ``astro-semsearch``.
-
-    The training function itself is `astro_semsearch.training.train.train`
-    (imported on demand: it needs torch).
-    """
-    from .train import add_cli as _add_cli
-
-    _add_cli(subparsers)

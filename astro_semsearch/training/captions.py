@@ -46,6 +46,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..exceptions import InvalidInputError, InvalidTypeError
+
 __all__ = [
     "Captioner",
     "GalaxyZooCaptioner",
@@ -342,16 +344,16 @@ class GalaxyZooCaptioner:
 
     def __init__(self, odd_boost: float = 2.0, max_details: int = 2) -> None:
         if odd_boost <= 0:
-            raise ValueError(f"odd_boost must be positive, got {odd_boost}")
+            raise InvalidInputError(f"odd_boost must be positive, got {odd_boost}")
         if max_details < 0:
-            raise ValueError(f"max_details must be >= 0, got {max_details}")
+            raise InvalidInputError(f"max_details must be >= 0, got {max_details}")
         self.odd_boost = float(odd_boost)
         self.max_details = int(max_details)
 
     # -- public ------------------------------------------------------------
     def __call__(self, record: Mapping[str, Any], rng: np.random.Generator, n: int = 1) -> list[str]:
         if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+            raise InvalidInputError(f"n must be >= 0, got {n}")
         has_votes = np.isfinite(_get(record, "Class1.1"))
         coarse = str(record.get("coarse_label", "") if hasattr(record, "get") else _safe(record, "coarse_label"))
         coarse = coarse.strip().lower()
@@ -515,7 +517,7 @@ class KeywordCaptioner:
         self.phrases = {str(k): list(v) for k, v in phrases.items()}
         for k, v in self.phrases.items():
             if not v:
-                raise ValueError(f"label {k!r} has no phrasings")
+                raise InvalidInputError(f"label {k!r} has no phrasings")
 
     def __call__(self, record: Mapping[str, Any], rng: np.random.Generator, n: int = 1) -> list[str]:
         label = str(_safe(record, self.column))
@@ -536,7 +538,7 @@ def lens_captions(rng: np.random.Generator, n: int = 1) -> list[str]:
     (3, True)
     """
     if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+        raise InvalidInputError(f"n must be >= 0, got {n}")
     out = []
     for _ in range(n):
         text = _choice(rng, _LENS)
@@ -582,10 +584,10 @@ def caption_table(table, captioner: Captioner | None = None, n_per_object: int =
     True
     """
     if n_per_object < 0:
-        raise ValueError(f"n_per_object must be >= 0, got {n_per_object}")
+        raise InvalidInputError(f"n_per_object must be >= 0, got {n_per_object}")
     captioner = GalaxyZooCaptioner() if captioner is None else captioner
     if not callable(captioner):
-        raise TypeError(f"captioner must be callable (record, rng, n) -> list[str], got {type(captioner).__name__}")
+        raise InvalidTypeError(f"captioner must be callable (record, rng, n) -> list[str], got {type(captioner).__name__}")
     out = []
     for i in range(len(table)):
         rng = np.random.default_rng([int(seed), i])

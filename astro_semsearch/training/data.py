@@ -1,158 +1,137 @@
-"""Read the training and validation data sets from disk.
+"""What training reads: the train split, its decoded images, captions and their MiniLM features, arc banks.
 
-Two data sets are used (see ``../shared/README.md``):
-
-* ``gz2``: 30,505 SDSS gri composites with Galaxy Zoo 2 vote fractions
-  (Willett et al. 2013), used for training (the "train" split only) and for
-  validation (the "val" split, never seen by training).
-* ``decals_rings``: 236 DECaLS DR5 galaxies tagged ring / not ring, used only
-  as an independent transfer test, never for training.
-
-The split is a pure function of the galaxy id (`split_of`), so every stage of
-the pipeline (training, evaluation, a user's re-run) agrees on it without a
-split file.
-
-Examples
---------
->>> from astro_semsearch.training.data import split_of
->>> split_of(100008) in ("train", "val")
-True
+Decoded images and caption features are cached in the run directory, keyed
+by their content, so a resumed or repeated run does not decode or embed
+them again.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+import warnings
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-from astropy.table import MaskedColumn, Table
 
-__all__ = ["GZ2_COLUMNS", "VAL_PERCENT", "load_gz2", "load_decals", "split_of", "load_images"]
+from ..datasets import load_gz2, load_images, split_of
+from ..model import encode_sentences, load_model, minilm_sha256
+from ..sketch import draw_symbols
+from .captions import GalaxyZooCaptioner, caption_table, lens_captions
+from .symbols import gz2_symbol
 
-#: The 37 Galaxy Zoo 2 weighted vote-fraction columns, in file order.
-GZ2_COLUMNS: tuple[str, ...] = tuple(
-    f"Class{q}.{a}"
-    for q, n in ((1, 3), (2, 2), (3, 2), (4, 2), (5, 4), (6, 2), (7, 3), (8, 7), (9, 3), (10, 3), (11, 6))
-    for a in range(1, n + 1)
-)
-
-#: Percentage of galaxy ids that fall in the validation split.
-VAL_PERCENT = 15
+__all__ = ["seed_for", "train_table", "preload", "get_captioner", "embed_captions", "symbol_bank", "lens_bank",
+           "init_model"]
 
 
-def split_of(galaxy_id) -> str:
-    """Return ``"val"`` or ``"train"`` for a galaxy id.
-
-    ``"val"`` iff the first 8 hex digits of ``sha256(str(galaxy_id))`` modulo
-    100 are below `VAL_PERCENT` (15). The id is hashed as text, so ``100008``
-    and ``"100008"`` land in the same split.
-
-    Examples
-    --------
-    >>> split_of("100008") == split_of(100008)
-    True
-    """
-    h = int(hashlib.sha256(str(galaxy_id).encode()).hexdigest()[:8], 16)
-    return "val" if h % 100 < VAL_PERCENT else "train"
+def seed_for(seed: int, *parts) -> int:
+    """A per-(stage, epoch) seed, so resumed runs redraw the same numbers."""
+    h = hashlib.sha256(repr((seed,) + parts).encode()).hexdigest()
+    return int(h[:8], 16)
 
 
-def _fill(table: Table) -> Table:
-    """Replace masked entries: NaN for numbers, "" for text (plain columns are easier to use)."""
-    for name in table.colnames:
-        col = table[name]
-        if isinstance(col, MaskedColumn):
-            if col.dtype.kind in "fiu":
-                table[name] = np.asarray(col.astype(float).filled(np.nan))
-            else:
-                table[name] = np.asarray(col.filled(""))
+def train_table(cfg: dict):
+    table = load_gz2(cfg["data"]["gz2_root"])
+    keep = np.array([split_of(g) == "train" for g in table["galaxy_id"]], dtype=bool)
+    table = table[keep]
+    m = int(cfg["data"].get("max_images", 0) or 0)
+    if 0 < m < len(table):
+        rng = np.random.default_rng(seed_for(cfg["train"]["seed"], "subset"))
+        table = table[np.sort(rng.choice(len(table), m, replace=False))]
     return table
 
 
-def load_gz2(root: str | os.PathLike = "../shared/data/gz2") -> Table:
-    """Load the Galaxy Zoo 2 label table with an absolute image ``path`` column.
-
-    Parameters
-    ----------
-    root : path-like
-        Directory that holds ``labels.csv`` and ``images/``.
-
-    Returns
-    -------
-    `~astropy.table.Table`
-        Columns ``file, galaxy_id, coarse_label, n_vote_columns`` and the 37
-        `GZ2_COLUMNS` (float, NaN where no vote is known), plus ``path``.
-        ``coarse_label`` is ``""`` where unknown.
-    """
-    root = Path(root)
-    labels = root / "labels.csv"
-    if not labels.is_file():
-        raise FileNotFoundError(f"no labels.csv in {root} (expected the gz2 data set, see ../shared/README.md)")
-    table = _fill(Table.read(labels, format="ascii.csv", guess=False))
-    for name in GZ2_COLUMNS:
-        if name not in table.colnames:  # a column of all-missing votes
-            table[name] = np.full(len(table), np.nan)
-        table[name] = np.asarray(table[name], dtype=float)
-    table["coarse_label"] = np.asarray(table["coarse_label"], dtype=str) if len(table) else np.array([], dtype="U1")
-    table["path"] = [str((root / f).resolve()) for f in table["file"]]
-    return table
-
-
-def load_decals(root: str | os.PathLike = "../shared/data/decals_rings") -> Table:
-    """Load the DECaLS ring test set (``iauname, ra, dec, ring, ...``) with a ``path`` column.
-
-    This set is for transfer evaluation only; training never reads it.
-    """
-    root = Path(root)
-    labels = root / "labels.csv"
-    if not labels.is_file():
-        raise FileNotFoundError(f"no labels.csv in {root} (expected the decals_rings data set)")
-    table = _fill(Table.read(labels, format="ascii.csv", guess=False))
-    table["ra"].unit = "deg"
-    table["dec"].unit = "deg"
-    table["path"] = [str((root / f).resolve()) for f in table["file"]]
-    return table
-
-
-def _load_one(path: str, size: int) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (size, size):
-            # LANCZOS with reducing_gap: an area-like, alias-free downsampling.
-            im = im.resize((size, size), Image.LANCZOS, reducing_gap=2.0)
-        return np.asarray(im, dtype=np.uint8)
-
-
-def load_images(paths: Sequence[str | os.PathLike], size: int = 80, threads: int = 2, progress: bool = False) -> np.ndarray:
-    """Decode images and resize each whole image to ``size x size``.
-
-    Parameters
-    ----------
-    paths : sequence of path-like
-        Image files readable by Pillow (JPEG, PNG).
-    size : int
-        Output side in pixels. The whole field is kept (no crop): the model's
-        own centre crop is applied later (`astro_semsearch.images.preprocess`).
-    threads : int
-        Decoding threads (Pillow releases the GIL while decoding).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(N, size, size, 3)`` uint8.
-    """
-    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
-
-    def work(i):
-        out[i] = _load_one(str(paths[i]), size)
-
-    from .._utils import progress as _progress
-
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        for _ in _progress(pool.map(work, range(len(paths))), total=len(paths), desc="decode images",
-                           disable=not progress):
+def preload(table, cfg: dict, out: Path) -> np.ndarray:
+    """Decode every image once into an ``(N, S, S, 3)`` uint8 array cached in ``out``."""
+    size = int(cfg["data"]["preload_size"])
+    ids = [str(g) for g in table["galaxy_id"]]
+    key = hashlib.sha256(("\n".join(ids) + f"|{size}").encode()).hexdigest()[:16]
+    cache = out / f"images_{size}_{key}.npy"
+    if cache.is_file():
+        try:
+            arr = np.load(cache, mmap_mode=None, allow_pickle=False)
+            if arr.shape == (len(ids), size, size, 3):
+                return arr
+        except (ValueError, OSError):
             pass
-    return out
+    arr = load_images(list(table["path"]), size=size, threads=int(cfg["data"].get("load_threads", 2)),
+                      progress=True)
+    tmp = cache.with_suffix(".tmp.npy")
+    np.save(tmp, arr, allow_pickle=False)
+    os.replace(tmp, cache)
+    return arr
+
+
+def get_captioner():
+    """The captioner and its helpers (`astro_semsearch.training.captions`)."""
+    return GalaxyZooCaptioner(), caption_table, lens_captions
+
+
+def embed_captions(strings: list[str], out: Path, device) -> np.ndarray:
+    """Frozen-MiniLM features of the unique caption strings, cached in ``out``."""
+    key = hashlib.sha256(("\n".join(strings) + minilm_sha256()).encode()).hexdigest()[:16]
+    cache = out / f"caption_features_{key}.npy"
+    if cache.is_file():
+        arr = np.load(cache, allow_pickle=False)
+        if arr.shape[0] == len(strings):
+            return arr
+    # Sorting by length keeps padding (wasted work) small.
+    order = np.argsort([len(s) for s in strings], kind="stable")
+    feats = np.empty((len(strings), 384), np.float32)
+    feats[order] = encode_sentences([strings[i] for i in order], batch_size=256, device=device, progress=True)
+    tmp = cache.with_suffix(".tmp.npy")
+    np.save(tmp, feats, allow_pickle=False)
+    os.replace(tmp, cache)
+    return feats
+
+
+def symbol_bank(table, keep: np.ndarray, cfg: dict, with_lens: bool) -> dict | None:
+    """Pre-draw symbol variants for every (kind, parameters) the training labels need.
+
+    Returns ``{"bank": (K, V, S, S, 3) uint8, "key_of": (N_align,) int (-1: no symbol),
+    "lens_key": int or -1, "keys": [...]}``.
+    """
+    s = cfg["symbols"]
+    size = int(cfg["data"]["preload_size"])
+    cols = table.colnames
+    wanted = [gz2_symbol({c: row[c] for c in cols}) for row, k in zip(table, keep) if k]
+    keys = sorted({repr(w) for w in wanted if w is not None} | ({repr(("lens", {}))} if with_lens else set()))
+    if not keys:
+        return None
+    index = {key: i for i, key in enumerate(keys)}
+    key_of = np.array([index[repr(w)] if w is not None else -1 for w in wanted], dtype=np.int64)
+    n_var = int(s.get("variants", 24))
+    seed = int(cfg["train"]["seed"])
+    parsed = {repr(w): w for w in wanted if w is not None}
+    parsed[repr(("lens", {}))] = ("lens", {})
+    bank = np.stack([draw_symbols(parsed[key][0], n_var, np.random.default_rng(seed_for(seed, "symbol", key)),
+                                  size=size, **parsed[key][1]) for key in keys])
+    return {"bank": bank, "key_of": key_of, "keys": keys,
+            "lens_key": index.get(repr(("lens", {})), -1) if with_lens else -1}
+
+
+def lens_bank(table, images, cfg, sid, lens_caps):
+    """Pre-generate arcs and pick smooth host galaxies for lens injection (None if unavailable)."""
+    try:
+        import lenstronomy  # noqa: F401
+
+        from ..lensing import ArcInjector, is_lens_host
+    except ImportError as err:
+        warnings.warn(f"lens injection disabled: {err}", stacklevel=2)
+        return None
+    records = [{c: row[c] for c in table.colnames} for row in table]
+    host_idx = np.flatnonzero([is_lens_host(r) for r in records])
+    if len(host_idx) == 0:
+        return None
+    size = int(cfg["data"]["preload_size"])
+    injector = ArcInjector(seed=int(cfg["train"]["seed"]), size=size)
+    arcs = injector.arcs(int(cfg["align"].get("n_arcs", 300)))
+    return {"hosts": images[host_idx], "arcs": arcs, "injector": injector,
+            "caption_ids": np.array([sid[c] for c in lens_caps])}
+
+
+def init_model(cfg: dict):
+    """The model named by ``[train] init_model`` (a shipped name or a directory), or None."""
+    name = str(cfg["train"].get("init_model", "") or "").strip()
+    if not name:
+        return None
+    return load_model(name)

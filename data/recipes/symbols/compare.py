@@ -32,7 +32,7 @@ from astro_semsearch.evaluation import (  # noqa: E402
     CLASSES, RELEVANT, expected_random, gz2_pool, ndcg_at_k, recall_at_k,
 )
 from astro_semsearch.model import GalaxyModel  # noqa: E402
-from astro_semsearch.training.data import load_decals, load_gz2, load_images, split_of  # noqa: E402
+from astro_semsearch.datasets import load_decals, load_gz2, load_images, split_of  # noqa: E402
 from astro_semsearch.training.symbols import embed_symbol, gz2_label  # noqa: E402
 
 # Evaluation class -> (symbol kind, parameters) used as the sketch query.

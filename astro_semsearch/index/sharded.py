@@ -5,7 +5,7 @@ A survey-sized collection does not have to live in one index. A
 shards plus a small manifest (``shards.json``). Shards are cut either
 
 * by **row range** (``by="rows"``): consecutive blocks of the catalogue, the
-  natural output of a distributed build (`astro_semsearch.distributed`), or
+  natural output of a distributed build (`astro_semsearch.build.build_index_dask`), or
 * by **HEALPix pixel** (``by="healpix"``, nested ordering, ``order`` chosen by
   you): every galaxy goes to the shard of the pixel it falls in, so a search
   restricted to a patch of sky only opens the shards that touch it.
@@ -17,8 +17,8 @@ small shard can be exact while a big one is IVF-PQ with refinement.
 
 Rows of a `ShardedIndex` are numbered globally: shard 0's rows first, then
 shard 1's, and so on (``shard offset + row in shard``). The object exposes the
-methods `~astro_semsearch.search.semantic_search` and
-`~astro_semsearch.search.similar_to` use (``search``, ``vectors``,
+methods `~astro_semsearch.semantic_search` and
+`~astro_semsearch.similar_to` use (``search``, ``vectors``,
 ``rows_of``, ``table``, ``manifest``, ``check_model``), so it can be passed
 wherever an index is expected.
 
@@ -39,7 +39,7 @@ Examples
 --------
 >>> import numpy as np, tempfile
 >>> from astropy.table import Table
->>> from astro_semsearch.shards import ShardedIndex
+>>> from astro_semsearch.index import ShardedIndex
 >>> rng = np.random.default_rng(0)
 >>> vec = rng.normal(size=(300, 16)).astype("float32")
 >>> cat = Table({"object_id": [f"G{i}" for i in range(300)],
@@ -52,9 +52,7 @@ Examples
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -65,53 +63,22 @@ import numpy as np
 from astropy.table import Table, vstack
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ._utils import atomic_write_bytes, read_json, sha256_file
-from .exceptions import IndexIntegrityError, ModelMismatchError
-from .index import MANIFEST_FILE, GalaxyIndex, _as_matrix, _check_int, _normalise_table
+from .._io import read_json, sha256_file
+from .._validate import check_int
+from ..exceptions import IndexIntegrityError, InvalidInputError, ModelMismatchError
+from ._checks import as_unit_matrix
+from .galaxy_index import GalaxyIndex
+from .sharding import SHARDS_FILE, SHARDS_FORMAT_VERSION, ShardWriter, healpix_pixels, is_sharded
+from .storage import MANIFEST_FILE
 
-__all__ = ["ShardedIndex", "is_sharded", "healpix_pixels", "load_sharded_index"]
-
-#: Name of the sharded-index manifest inside its directory.
-SHARDS_FILE = "shards.json"
-#: Version of the ``shards.json`` layout.
-SHARDS_FORMAT_VERSION = 1
-
-
-def is_sharded(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a sharded-index directory (holds ``shards.json``)."""
-    return (Path(path) / SHARDS_FILE).is_file()
+__all__ = ["ShardedIndex", "is_sharded", "healpix_pixels", "SHARDS_FILE"]
 
 
-def healpix_pixels(ra, dec, order: int) -> np.ndarray:
-    """Nested HEALPix pixel numbers of positions (degrees) at ``order`` (nside = 2**order).
-
-    Examples
-    --------
-    >>> healpix_pixels([0.0, 180.0], [89.9, -89.9], order=0).tolist()
-    [0, 10]
-    """
-    from astropy import units as u
-    from astropy_healpix import HEALPix
-
-    order = _check_int(order, "order", minimum=0)
-    if order > 29:
-        raise ValueError(f"HEALPix order must be <= 29, got {order}")
-    hp = HEALPix(nside=2**order, order="nested")
-    return np.asarray(hp.lonlat_to_healpix(np.asarray(ra, float) * u.deg, np.asarray(dec, float) * u.deg), dtype=np.int64)
-
-
-def _model_record(model) -> dict | None:
-    if model is None:
-        return None
-    return {"name": getattr(model, "name", None), "fingerprint": getattr(model, "fingerprint", None),
-            "dim": getattr(model, "dim", None)}
-
-
-class ShardedIndex:
+class ShardedIndex(ShardWriter):
     """A directory of `GalaxyIndex` shards searched in parallel as one index.
 
     Create one with `ShardedIndex.build` (from embeddings), `ShardedIndex.create`
-    (empty, then `add_shard`), or `astro_semsearch.distributed.build_index_dask`;
+    (empty, then `add_shard`), or `astro_semsearch.build.build_index_dask`;
     open one with `ShardedIndex.load`.
 
     Attributes
@@ -134,116 +101,11 @@ class ShardedIndex:
         self._lock = threading.Lock()
         self._table: Table | None = None
         self._id_order: np.ndarray | None = None
+        self._skycoord = None  # all positions, built on first use
         self._offsets = self._compute_offsets()
 
     # ------------------------------------------------------------ creation
-    @classmethod
-    def create(cls, directory: str | os.PathLike, *, name: str | None = None, by: str = "rows",
-               order: int | None = None, survey: str | None = None, model=None) -> "ShardedIndex":
-        """Make an empty sharded index directory (fill it with `add_shard` or `add`).
 
-        Parameters
-        ----------
-        directory : path
-            Must not exist yet, or be an empty directory.
-        name, survey : str, optional
-            Recorded in the manifest (``name`` defaults to the directory name).
-        by : {"rows", "healpix"}
-            How rows are assigned to shards.
-        order : int
-            HEALPix order (nside = 2**order) when ``by="healpix"``.
-        model : `GalaxyModel`, optional
-            Recorded; every shard must then come from this model.
-        """
-        if by not in ("rows", "healpix"):
-            raise ValueError(f"by must be 'rows' or 'healpix', got {by!r}")
-        if by == "healpix":
-            if order is None:
-                raise ValueError("by='healpix' needs a HEALPix order (nside = 2**order), e.g. order=3")
-            order = _check_int(order, "order", minimum=0)
-        elif order is not None:
-            raise ValueError("order= is only for by='healpix'")
-        directory = Path(directory)
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-            raise FileExistsError(f"{directory} already exists and is not an empty directory")
-        directory.mkdir(parents=True, exist_ok=True)
-        from .index import _package_version, _utcnow
-
-        manifest = {
-            "format": "astro_semsearch-sharded",
-            "format_version": SHARDS_FORMAT_VERSION,
-            "name": name or directory.name,
-            "survey": survey,
-            "by": by,
-            "healpix_order": order,
-            "dim": None,
-            "model": _model_record(model),
-            "package_version": _package_version(),
-            "created": _utcnow(),
-            "shards": [],
-        }
-        self = cls(directory, manifest, [])
-        self._write_manifest()
-        return self
-
-    @classmethod
-    def build(
-        cls,
-        embeddings,
-        table,
-        directory: str | os.PathLike,
-        *,
-        by: str = "rows",
-        shard_size: int | None = None,
-        order: int | None = None,
-        kind: str = "auto",
-        model=None,
-        name: str | None = None,
-        survey: str | None = None,
-        **knobs: Any,
-    ) -> "ShardedIndex":
-        """Split embeddings + catalogue into shards and write them.
-
-        Parameters
-        ----------
-        embeddings : array-like, shape (n, dim)
-        table : `~astropy.table.Table`
-            ``object_id``, ``ra``, ``dec`` (+ kept columns), as for `GalaxyIndex.build`.
-        directory : path
-            The new sharded-index directory.
-        by : {"rows", "healpix"}
-            ``"rows"``: consecutive blocks of ``shard_size`` rows.
-            ``"healpix"``: one shard per occupied HEALPix pixel of ``order``.
-        kind, model, name, survey, **knobs
-            Passed to `GalaxyIndex.build` for every shard.
-
-        Examples
-        --------
-        >>> sharded = ShardedIndex.build(vec, cat, "idx", by="healpix", order=2)  # doctest: +SKIP
-        """
-        vectors = _as_matrix(embeddings, getattr(model, "dim", None) if model is not None else None)
-        cat = _normalise_table(table, len(vectors))
-        if by == "rows":
-            if shard_size is None:
-                raise ValueError("by='rows' needs shard_size (rows per shard)")
-            shard_size = _check_int(shard_size, "shard_size")
-        elif shard_size is not None:
-            raise ValueError("shard_size= is only for by='rows'")
-        self = cls.create(directory, name=name, by=by, order=order, survey=survey, model=model)
-        try:
-            if by == "rows":
-                for lo in range(0, len(vectors), shard_size):
-                    sl = slice(lo, lo + shard_size)
-                    self.add_shard(GalaxyIndex.build(vectors[sl], cat[sl], kind=kind, model=model, survey=survey,
-                                                     name=f"{self.name}/{len(self.shards):05d}", **knobs))
-            else:
-                self.add(vectors, cat, kind=kind, model=model, **knobs)
-        except BaseException:
-            shutil.rmtree(self.path, ignore_errors=True)
-            raise
-        return self
-
-    # ------------------------------------------------------------ load/save
     @classmethod
     def load(cls, directory: str | os.PathLike, *, mmap: bool = True, verify: bool = True,
              max_workers: int | None = None) -> "ShardedIndex":
@@ -287,153 +149,11 @@ class ShardedIndex:
             shards.append(shard)
         return cls(directory, manifest, shards, max_workers=max_workers)
 
-    def _write_manifest(self) -> None:
-        self.manifest["count"] = self.ntotal
-        data = (json.dumps(self.manifest, indent=2) + "\n").encode("utf-8")
-        atomic_write_bytes(self.path / SHARDS_FILE, data)
-
-    # ------------------------------------------------------------ adding
-    def add_shard(self, index: GalaxyIndex | str | os.PathLike, *, pixel: int | None = None,
-                  move: bool = False) -> GalaxyIndex:
-        """Add one `GalaxyIndex` as a new shard; the other shards are not touched.
-
-        Parameters
-        ----------
-        index : `GalaxyIndex` or path
-            An index in memory (saved into this directory) or a saved index
-            directory (copied, or moved with ``move=True``).
-        pixel : int, optional
-            The HEALPix pixel the shard covers (required when the index is
-            partitioned by HEALPix; every galaxy must lie in it).
-
-        Returns
-        -------
-        `GalaxyIndex`
-            The new shard, opened from its place in this directory.
-
-        Raises
-        ------
-        ValueError
-            Dimension, model or catalogue columns differ from the other
-            shards, object ids already exist, or the pixel is wrong/taken.
-        """
-        source_dir = None
-        if not isinstance(index, GalaxyIndex):
-            source_dir = Path(index)
-            index = GalaxyIndex.load(source_dir)
-        if index.ntotal == 0:
-            raise ValueError("cannot add an empty shard")
-        self._check_compatible(index)
-        by = self.manifest["by"]
-        if by == "healpix":
-            if pixel is None:
-                raise ValueError("this index is partitioned by HEALPix: pass pixel=")
-            pixel = _check_int(pixel, "pixel", minimum=0)
-            if pixel in self._pixels():
-                raise ValueError(f"HEALPix pixel {pixel} already has a shard; use add() to append rows to it")
-            pix = healpix_pixels(index.table["ra"], index.table["dec"], self.manifest["healpix_order"])
-            if (pix != pixel).any():
-                raise ValueError(f"{int((pix != pixel).sum())} galaxies of this shard are not in HEALPix pixel {pixel}")
-        elif pixel is not None:
-            raise ValueError("pixel= is only for indexes partitioned by HEALPix")
-        clash = self.rows_of(np.asarray(index.table["object_id"])) >= 0 if self.shards else np.zeros(1, bool)
-        if clash.any():
-            ids = np.asarray(index.table["object_id"])[clash][:5].tolist()
-            raise ValueError(f"object_id(s) already in another shard: {ids}")
-        sname = (f"hpx{self.manifest['healpix_order']}-{pixel:07d}" if by == "healpix"
-                 else f"shard-{self._next_number():05d}")
-        target = self.path / sname
-        if source_dir is not None and move:
-            if not (source_dir / "manifest.json").is_file() or index.manifest.get("files") in (None, {}):
-                raise ValueError(f"{source_dir} is not a saved index")
-            os.rename(source_dir, target)
-        elif source_dir is not None:
-            shutil.copytree(source_dir, target)
-        else:
-            index.save(target)
-        shard = GalaxyIndex.load(target, verify=False)
-        self._register(shard, sname, pixel)
-        return shard
-
-    def add(self, embeddings, table, *, kind: str = "auto", model=None, **knobs: Any) -> None:
-        """Add galaxies, touching only the shards they belong to.
-
-        By HEALPix: each row goes to its pixel's shard (an existing shard is
-        extended with `GalaxyIndex.add` and rewritten; a new pixel gets a new
-        shard). By rows: all rows become one new shard.
-        ``kind`` and ``knobs`` apply to new shards only.
-        """
-        vectors = _as_matrix(embeddings, self.dim if self.shards else None)
-        cat = _normalise_table(table, len(vectors))
-        if self.manifest["by"] == "rows":
-            self.add_shard(GalaxyIndex.build(vectors, cat, kind=kind, model=model, survey=self.manifest.get("survey"),
-                                             name=f"{self.name}/{self._next_number():05d}", **knobs))
-            return
-        if self.shards:
-            clash = self.rows_of(np.asarray(cat["object_id"])) >= 0
-            if clash.any():
-                raise ValueError(f"object_id(s) already in the index: {np.asarray(cat['object_id'])[clash][:5].tolist()}")
-        pix = healpix_pixels(cat["ra"], cat["dec"], self.manifest["healpix_order"])
-        existing = self._pixels()
-        for p in np.unique(pix):
-            sel = np.flatnonzero(pix == p)
-            if int(p) in existing:
-                i = existing[int(p)]
-                rec = self.manifest["shards"][i]
-                shard = GalaxyIndex.load(self.path / rec["directory"], mmap=False, verify=False)
-                shard.add(vectors[sel], cat[sel])
-                shard.save(self.path / rec["directory"], overwrite=True)
-                shard = GalaxyIndex.load(self.path / rec["directory"], verify=False)
-                with self._lock:
-                    self.shards[i] = shard
-                    rec["count"] = shard.ntotal
-                    rec["manifest_sha256"] = sha256_file(self.path / rec["directory"] / MANIFEST_FILE)
-                    self._changed()
-                    self._write_manifest()
-            else:
-                self.add_shard(GalaxyIndex.build(vectors[sel], cat[sel], kind=kind, model=model,
-                                                 survey=self.manifest.get("survey"),
-                                                 name=f"{self.name}/hpx{int(p)}", **knobs), pixel=int(p))
-
-    def _check_compatible(self, index: GalaxyIndex) -> None:
-        dim = self.manifest.get("dim")
-        if dim is not None and index.dim != dim:
-            raise ValueError(f"the new shard has dimension {index.dim}, the sharded index {dim}")
-        rec = self.manifest.get("model") or {}
-        new = index.manifest.get("model") or {}
-        if rec.get("fingerprint") and new.get("fingerprint") and rec["fingerprint"] != new["fingerprint"]:
-            raise ModelMismatchError(
-                f"the new shard was embedded by model {new.get('name')!r} (sha256 {new['fingerprint'][:12]}...), "
-                f"the sharded index by {rec.get('name')!r} (sha256 {rec['fingerprint'][:12]}...)")
-        if self.shards and list(index.table.colnames) != list(self.shards[0].table.colnames):
-            raise ValueError(f"the new shard's catalogue columns {index.table.colnames} differ from the other "
-                             f"shards' {self.shards[0].table.colnames}")
-
-    def _register(self, shard: GalaxyIndex, sname: str, pixel: int | None) -> None:
-        with self._lock:
-            rec = {"directory": sname, "count": shard.ntotal, "kind": shard.kind,
-                   "manifest_sha256": sha256_file(self.path / sname / MANIFEST_FILE)}
-            if pixel is not None:
-                rec["healpix_pixel"] = int(pixel)
-            self.manifest["shards"].append(rec)
-            self.shards.append(shard)
-            if self.manifest.get("dim") is None:
-                self.manifest["dim"] = shard.dim
-            if not self.manifest.get("model") and shard.manifest.get("model"):
-                self.manifest["model"] = dict(shard.manifest["model"])
-            self._changed()
-            self._write_manifest()
-
     def _changed(self) -> None:
         self._table = None
         self._id_order = None
         self._offsets = self._compute_offsets()
-        if hasattr(self, "_skycoord"):
-            del self._skycoord  # search.py caches coordinates on the index object
-
-    def _next_number(self) -> int:
-        nums = [int(r["directory"].split("-")[-1]) for r in self.manifest["shards"] if r["directory"].startswith("shard-")]
-        return max(nums, default=-1) + 1
+        self._skycoord = None
 
     def _pixels(self) -> dict[int, int]:
         return {int(r["healpix_pixel"]): i for i, r in enumerate(self.manifest["shards"]) if "healpix_pixel" in r}
@@ -458,7 +178,7 @@ class ShardedIndex:
     def dim(self) -> int:
         """Embedding dimension."""
         if self.manifest.get("dim") is None:
-            raise ValueError("the sharded index has no shards yet")
+            raise InvalidInputError("the sharded index has no shards yet")
         return int(self.manifest["dim"])
 
     @property
@@ -481,7 +201,7 @@ class ShardedIndex:
             with self._lock:
                 if self._table is None:
                     if not self.shards:
-                        raise ValueError("the sharded index has no shards yet")
+                        raise InvalidInputError("the sharded index has no shards yet")
                     self._table = vstack([s.table for s in self.shards], join_type="exact", metadata_conflicts="silent")
         return self._table
 
@@ -533,12 +253,17 @@ class ShardedIndex:
         return np.asarray(self.catalog(rows)["object_id"]).astype(str)
 
     def coords(self, rows=None):
-        """Sky positions (SkyCoord) of global rows (all if None)."""
-        from astropy.coordinates import SkyCoord
+        """Sky positions (SkyCoord) of global rows (all if None; that one is cached)."""
         from astropy import units as u
+        from astropy.coordinates import SkyCoord
 
+        if rows is None and self._skycoord is not None:
+            return self._skycoord
         cat = self.catalog(rows)
-        return SkyCoord(np.asarray(cat["ra"], float) * u.deg, np.asarray(cat["dec"], float) * u.deg)
+        coords = SkyCoord(np.asarray(cat["ra"], float) * u.deg, np.asarray(cat["dec"], float) * u.deg)
+        if rows is None:
+            self._skycoord = coords
+        return coords
 
     def rows_of(self, object_ids) -> np.ndarray:
         """Global row numbers of object ids; -1 where an id is not in the index."""
@@ -584,7 +309,7 @@ class ShardedIndex:
         from astropy_healpix import HEALPix
 
         if self.manifest["by"] != "healpix":
-            raise ValueError("pixels_in_cone needs an index partitioned by HEALPix")
+            raise InvalidInputError("pixels_in_cone needs an index partitioned by HEALPix")
         hp = HEALPix(nside=2 ** self.manifest["healpix_order"], order="nested")
         icrs = center.icrs
         touched = set(np.asarray(hp.cone_search_lonlat(icrs.ra, icrs.dec, radius)).tolist())
@@ -611,26 +336,26 @@ class ShardedIndex:
         scores, rows : ndarray, shape (n, k)
             Best first; rows are global row numbers (``-1`` past the end).
         """
-        k = _check_int(k, "k")
+        k = check_int(k, "k")
         if not self.shards:
-            raise ValueError("the sharded index has no shards yet")
-        queries = _as_matrix(vectors, self.dim, what="query vectors")
+            raise InvalidInputError("the sharded index has no shards yet")
+        queries = as_unit_matrix(vectors, self.dim, what="query vectors")
         per_shard: list[np.ndarray | None] = [None] * self.nshards  # None = the whole shard
         active = list(range(self.nshards))
         if pixels is not None:
             if self.manifest["by"] != "healpix":
-                raise ValueError("pixels= needs an index partitioned by HEALPix")
+                raise InvalidInputError("pixels= needs an index partitioned by HEALPix")
             wanted = {int(p) for p in np.atleast_1d(pixels)}
             active = [i for i, r in enumerate(self.manifest["shards"]) if r.get("healpix_pixel") in wanted]
         if subset is not None:
             sub = np.asarray(subset)
             if sub.dtype == bool:
                 if sub.shape != (self.ntotal,):
-                    raise ValueError(f"a boolean subset needs one entry per indexed row ({self.ntotal}), got {sub.shape}")
+                    raise InvalidInputError(f"a boolean subset needs one entry per indexed row ({self.ntotal}), got {sub.shape}")
                 sub = np.flatnonzero(sub)
             sub = np.unique(sub.astype(np.int64))
             if sub.size and (sub[0] < 0 or sub[-1] >= self.ntotal):
-                raise ValueError(f"subset row numbers must be in [0, {self.ntotal})")
+                raise InvalidInputError(f"subset row numbers must be in [0, {self.ntotal})")
             shard_of, local = self._split(sub)
             keep = []
             for i in active:
@@ -677,35 +402,10 @@ class ShardedIndex:
         ``kind``/``knobs`` over all rows (an IVF quantiser needs all of them).
         """
         if not self.shards:
-            raise ValueError("the sharded index has no shards yet")
+            raise InvalidInputError("the sharded index has no shards yet")
         return GalaxyIndex.merge(self.shards, out, kind=kind, name=self.name, survey=self.manifest.get("survey"),
                                  overwrite=overwrite, model=None, **knobs)
 
     def __repr__(self) -> str:
         return (f"<ShardedIndex {self.name!r}: {self.ntotal} galaxies in {self.nshards} shards "
                 f"(by {self.manifest['by']}), dim {self.manifest.get('dim')}>")
-
-
-_CACHE: dict[tuple[str, str], ShardedIndex] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def load_sharded_index(directory: str | os.PathLike) -> ShardedIndex:
-    """Open a sharded index, cached per directory (and per ``shards.json`` content).
-
-    This is what `~astro_semsearch.semantic_search` and
-    `~astro_semsearch.similar_to` use when ``index=`` is a sharded-index
-    directory. The cache entry is refreshed when ``shards.json`` changes
-    (a shard was added by another process).
-    """
-    path = Path(directory).expanduser().resolve()
-    mpath = path / SHARDS_FILE
-    if not mpath.is_file():
-        raise IndexIntegrityError(f"{path} is not a sharded index: {SHARDS_FILE} is missing")
-    key = (str(path), sha256_file(mpath))
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            for old in [k for k in _CACHE if k[0] == key[0]]:
-                del _CACHE[old]
-            _CACHE[key] = ShardedIndex.load(path)
-        return _CACHE[key]

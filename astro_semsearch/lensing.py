@@ -31,7 +31,7 @@ science.
 
 Examples
 --------
->>> from astro_semsearch.training.lensing import ArcInjector
+>>> from astro_semsearch.lensing import ArcInjector
 >>> inj = ArcInjector(seed=0, size=40)
 >>> arcs = inj.arcs(2)
 >>> arcs.shape, str(arcs.dtype)
@@ -43,6 +43,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from .exceptions import InvalidInputError, InvalidTypeError
 
 __all__ = ["ArcInjector", "is_lens_host"]
 
@@ -119,13 +121,13 @@ class ArcInjector:
         brightness: tuple[float, float] = (0.35, 0.9),
     ) -> None:
         if int(size) < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {size}")
+            raise InvalidInputError(f"size must be at least 16 pixels, got {size}")
         if not 0 < theta_e[0] <= theta_e[1] < 1:
-            raise ValueError(f"theta_e must be a range inside (0, 1) of the half-width, got {theta_e}")
+            raise InvalidInputError(f"theta_e must be a range inside (0, 1) of the half-width, got {theta_e}")
         if not 0 < fwhm[0] <= fwhm[1]:
-            raise ValueError(f"fwhm must be a positive range, got {fwhm}")
+            raise InvalidInputError(f"fwhm must be a positive range, got {fwhm}")
         if not 0 < brightness[0] <= brightness[1]:
-            raise ValueError(f"brightness must be a positive range, got {brightness}")
+            raise InvalidInputError(f"brightness must be a positive range, got {brightness}")
         self.seed = seed
         self.size = int(size)
         self.theta_e = (float(theta_e[0]), float(theta_e[1]))
@@ -221,7 +223,7 @@ class ArcInjector:
             peaking at 1 (scaled later by `inject`).
         """
         if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+            raise InvalidInputError(f"n must be >= 0, got {n}")
         out = np.zeros((n, self.size, self.size, 3), dtype=np.float32)
         params = []
         for i in range(n):
@@ -252,18 +254,18 @@ class ArcInjector:
         """
         images = np.asarray(images)
         if images.dtype != np.uint8:
-            raise TypeError(f"inject expects uint8 RGB images, got dtype {images.dtype}")
+            raise InvalidTypeError(f"inject expects uint8 RGB images, got dtype {images.dtype}")
         single = images.ndim == 3
         imgs = images[None] if single else images
         arcs = np.asarray(arcs, dtype=np.float32)
         if arcs.ndim == 3:
             arcs = arcs[None]
         if imgs.ndim != 4 or imgs.shape[-1] != 3:
-            raise ValueError(f"images must be (N, H, W, 3) RGB, got shape {images.shape}")
+            raise InvalidInputError(f"images must be (N, H, W, 3) RGB, got shape {images.shape}")
         if arcs.shape[1:] != imgs.shape[1:]:
-            raise ValueError(f"arcs of shape {arcs.shape[1:]} do not match images of shape {imgs.shape[1:]}")
+            raise InvalidInputError(f"arcs of shape {arcs.shape[1:]} do not match images of shape {imgs.shape[1:]}")
         if len(arcs) not in (1, len(imgs)):
-            raise ValueError(f"got {len(arcs)} arcs for {len(imgs)} images")
+            raise InvalidInputError(f"got {len(arcs)} arcs for {len(imgs)} images")
         rng = self.rng if rng is None else rng
         n = len(imgs)
         amp = rng.uniform(*self.brightness, size=(n, 1, 1, 1)) * 255.0

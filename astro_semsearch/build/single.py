@@ -1,0 +1,413 @@
+"""Build a searchable `GalaxyIndex` from a catalogue: coordinates (or files) -> cutouts -> embeddings.
+
+`build_index` takes your catalogue (an astropy `~astropy.table.Table` or any
+file `Table.read` understands: ECSV, FITS, VOTable, CSV) and either
+
+* fetches a cutout for every row from the DESI Legacy Imaging Surveys viewer
+  (`~astro_semsearch.cutouts.LegacySurvey`, or ``source="hips2fits"``), or
+* reads the row's image from a local directory (``images=DIR`` plus a
+  column naming the file: FITS, PNG or JPEG),
+
+embeds the images with the model and writes an index directory that
+`~astro_semsearch.similar_to` and `~astro_semsearch.semantic_search` can use.
+Your catalogue columns are kept in the index.
+
+Rows outside the survey footprint (blank cutouts), failed downloads and
+unreadable files are skipped, never embedded; they are listed in
+``skipped.ecsv`` in the index directory and counted in
+``index.manifest["build"]``.
+
+Long builds are resumable. The work is done in chunks of ``chunk_size`` rows;
+each finished chunk is written atomically to ``<out>.partial/chunk-NNNNN.npz``
+next to a manifest holding the sha256 of the catalogue content and the model
+fingerprint. Kill the job at any time and run the same command again: the
+finished chunks are reused (nothing is fetched or embedded twice, nothing is
+lost) and chunks from another catalogue or model are refused. At the end the
+index is saved atomically to ``out`` and the work directory is removed.
+
+Examples
+--------
+>>> from astropy.table import Table
+>>> from astro_semsearch import build_index
+>>> cat = Table({"object_id": ["a", "b"], "ra": [150.1, 150.2], "dec": [2.2, 2.3]})
+>>> index = build_index(cat, out="my-index", size=128)   # doctest: +REMOTE_DATA
+>>> index.manifest["build"]["n_indexed"]                 # doctest: +REMOTE_DATA
+2
+
+From the command line::
+
+    astro-semsearch build-index catalog.ecsv --out my-index
+    astro-semsearch build-index catalog.ecsv --out my-index --images cutouts/ --file-column file
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Table
+
+from .._io import atomic_write_bytes
+from .._io import progress as _progress
+from .._validate import check_int
+from ..catalog import DEC_NAMES, FILE_NAMES, RA_NAMES, column_degrees, content_sha256, find_column, read_catalog
+from ..config import conf
+from ..cutouts import Hips2FitsCutouts, LegacySurvey, resolve_source
+from ..exceptions import InvalidInputError
+from ..images import find_image, is_blank, load_image
+from ..index import GalaxyIndex
+from .work import WORK_FORMAT, chunk_path, open_work_dir, read_chunk, write_chunk
+
+__all__ = ["build_index"]
+
+log = logging.getLogger(__name__)
+
+
+def build_index(
+    catalog,
+    *,
+    out: str | os.PathLike,
+    source=None,
+    model=None,
+    batch_size: int = 256,
+    chunk_size: int = 256,
+    id_column: str = "object_id",
+    ra_column: str | None = None,
+    dec_column: str | None = None,
+    keep_columns: Sequence[str] | None = None,
+    size: int = 256,
+    pixscale: float = 0.262,
+    layer: str | None = None,
+    bands: str = "grz",
+    format: str | None = None,
+    images: str | os.PathLike | None = None,
+    file_column: str | None = None,
+    name: str | None = None,
+    survey: str | None = None,
+    kind: str = "auto",
+    overwrite: bool = False,
+    progress: bool | None = None,
+):
+    """Fetch (or read), embed and index every galaxy of a catalogue.
+
+    Parameters
+    ----------
+    catalog : `~astropy.table.Table` or path
+        One row per galaxy with an identifier and RA/Dec (degrees, or columns
+        with angle units).
+    out : path
+        Directory to write the index to (see `GalaxyIndex.save`).
+    source : {"legacysurvey", "hips2fits"} or `~astro_semsearch.cutouts.CutoutService`, optional
+        Where cutouts come from (default `LegacySurvey`); ignored with ``images``.
+    model : `~astro_semsearch.GalaxyModel`, optional
+        Default: `~astro_semsearch.load_model` ().
+    batch_size : int
+        Images per forward pass of the model.
+    chunk_size : int
+        Rows per resumable unit of work (256: about 200 MB of 256-pixel
+        grz FITS cutouts in memory at a time).
+    id_column, ra_column, dec_column : str
+        Catalogue columns (RA/Dec found by name when not given: ra/dec,
+        RAJ2000/DEJ2000, ...). The identifiers become ``object_id`` (strings,
+        unique).
+    keep_columns : list of str, optional
+        Catalogue columns to keep in the index (default: all of them).
+    size, pixscale, layer, bands, format
+        Cutout request (see `LegacySurvey.get_cutouts`); default 256 pixels
+        of 0.262 arcsec, layer ``"ls-dr10"``, FITS ``grz`` fluxes (JPEG for
+        ``source="hips2fits"``, whose default HiPS is a colour one).
+    images : path, optional
+        Read images from this directory instead of fetching cutouts; the
+        ``file_column`` (default: a column named file/filename/path) holds
+        each row's file name relative to it.
+    name, survey : str, optional
+        Recorded in the index manifest (``name`` defaults to ``out``'s name).
+    kind : str
+        FAISS index kind (see `GalaxyIndex.build`).
+    overwrite : bool
+        Replace an existing index at ``out``.
+    progress : bool, optional
+        Progress bar over chunks (default ``conf.show_progress``).
+
+    Returns
+    -------
+    `~astro_semsearch.GalaxyIndex`
+        The saved index; ``index.manifest["build"]`` holds the counts, the
+        skipped rows (first 100) and the throughput (cutouts/s, embeddings/s).
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` exists and ``overwrite`` is False.
+    ValueError
+        A column is missing, identifiers are not unique, the work directory
+        belongs to another catalogue or model, or no row could be indexed.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass overwrite=True to replace it)")
+    batch_size = check_int(batch_size, "batch_size")
+    chunk_size = check_int(chunk_size, "chunk_size")
+    plan = _plan(catalog, id_column=id_column, ra_column=ra_column, dec_column=dec_column,
+                 keep_columns=keep_columns, images=images, file_column=file_column)
+    if model is None:
+        from ..model import load_model
+
+        model = load_model()
+    src, src_name, format = _source(source, plan.images, format)
+    expected = {
+        "work_format": WORK_FORMAT,
+        "catalog_sha256": content_sha256(plan.catalog, sorted(plan.used | set(plan.keep))),
+        "catalog_rows": plan.n,
+        "model_fingerprint": str(getattr(model, "fingerprint", "")),
+        "model_dim": int(model.dim),
+        "chunk_size": chunk_size,
+        "request": {"source": src_name, "size": int(size), "pixscale": float(pixscale), "layer": layer,
+                    "bands": bands, "format": format},
+        # Where the images were, so thumbnails/plots can show them later.
+        "images": None if plan.images is None else {"directory": str(plan.images.resolve()),
+                                                     "file_column": plan.fcol},
+    }
+    work = out.parent / f"{out.name}.partial"
+    open_work_dir(work, expected)
+    request = dict(size=size, pixscale=pixscale, layer=layer, bands=bands, format=format)
+    show = conf.show_progress if progress is None else bool(progress)
+    stats = _run_chunks(plan, work, model, src, request, chunk_size, batch_size, show)
+    rows, embeddings, skipped = _assemble(plan, work, chunk_size, int(model.dim))
+    index = GalaxyIndex.build(embeddings, _index_catalog(plan, rows), kind=kind, model=model,
+                              name=name or out.name, survey=survey)
+    index.manifest["build"] = {
+        "catalog": plan.path.name if plan.path is not None else None,
+        "catalog_sha256": expected["catalog_sha256"],
+        "request": expected["request"],
+        "images": expected["images"],
+        "n_input": plan.n,
+        "n_indexed": int(rows.size),
+        "n_skipped": len(skipped),
+        "skipped": [{"object_id": str(i), "reason": str(r)} for i, r in zip(skipped["object_id"][:100],
+                                                                          skipped["reason"][:100])],
+        "throughput": stats,
+    }
+    index.save(out, overwrite=overwrite)
+    # Written after the atomic save: the full list of skipped rows, beside the index files.
+    buf = io.StringIO()
+    skipped.write(buf, format="ascii.ecsv")
+    atomic_write_bytes(out / "skipped.ecsv", buf.getvalue().encode())
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("built index %s: %d galaxies indexed, %d skipped; %s cutouts/s, %s embeddings/s", out, rows.size,
+             len(skipped), _fmt(stats["cutouts_per_s"]), _fmt(stats["embeddings_per_s"]))
+    return index
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+@dataclass
+class _Plan:
+    """The checked catalogue: what is embedded, under which ids, and which columns are kept."""
+
+    catalog: Table
+    path: Path | None
+    ids: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    keep: list[str]
+    used: set[str]
+    images: Path | None
+    fcol: str | None
+
+    @property
+    def n(self) -> int:
+        return len(self.catalog)
+
+
+def _plan(catalog, *, id_column, ra_column, dec_column, keep_columns, images, file_column) -> _Plan:
+    """Read and check the catalogue: ids unique, positions valid, image directory and columns there."""
+    catalog, cat_path = read_catalog(catalog)
+    if id_column not in catalog.colnames:
+        raise InvalidInputError(f"id column {id_column!r} is not in the catalogue; it has {catalog.colnames} "
+                                "(pass id_column=...)")
+    ra_col = find_column(catalog, ra_column, RA_NAMES, "RA")
+    dec_col = find_column(catalog, dec_column, DEC_NAMES, "Dec")
+    ra, dec = column_degrees(catalog[ra_col], ra_col), column_degrees(catalog[dec_col], dec_col)
+    if ((ra < 0) | (ra >= 360)).any() or ((dec < -90) | (dec > 90)).any():
+        bad = np.flatnonzero((ra < 0) | (ra >= 360) | (dec < -90) | (dec > 90))
+        raise InvalidInputError(f"RA must be in [0, 360) and Dec in [-90, 90] deg; bad rows {bad[:5].tolist()}")
+    ids = np.asarray(catalog[id_column]).astype(str)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise InvalidInputError(f"identifiers in {id_column!r} must be unique; repeated: "
+                                f"{uniq[counts > 1][:5].tolist()}")
+    fcol = None
+    if images is not None:
+        images = Path(images)
+        if not images.is_dir():
+            raise FileNotFoundError(f"image directory {images} does not exist")
+        fcol = find_column(catalog, file_column, FILE_NAMES, "file")
+    used = {id_column, ra_col, dec_col} | ({fcol} if fcol else set())
+    keep = _kept_columns(catalog, keep_columns, used, fcol)
+    keep = [c for c in keep if c not in (id_column, ra_col, dec_col)]
+    clash = [c for c in keep if c in ("object_id", "ra", "dec")]
+    if clash:
+        raise InvalidInputError(f"catalogue columns {clash} would clash with the index's own object_id/ra/dec; "
+                                "drop them with keep_columns")
+    return _Plan(catalog, cat_path, ids, ra, dec, keep, used, images, fcol)
+
+
+def _kept_columns(catalog: Table, keep_columns, used: set[str], fcol: str | None) -> list[str]:
+    if keep_columns is None:
+        # Plain columns only: object and mixin columns (SkyCoord, Time) do not go into a FITS catalogue.
+        keep = [c for c in catalog.colnames
+                if c not in used and getattr(getattr(catalog[c], "dtype", None), "kind", "O") != "O"]
+        return keep + ([fcol] if fcol else [])
+    keep = list(keep_columns)
+    missing = [c for c in keep if c not in catalog.colnames]
+    if missing:
+        raise InvalidInputError(f"keep_columns not in the catalogue: {missing}; it has {catalog.colnames}")
+    return keep
+
+
+def _source(source, images: Path | None, format: str | None):
+    """``(cutout service or None, its name in the manifest, format)``."""
+    if images is not None:
+        return None, f"local:{images.resolve().name}", format
+    src = source if (source is not None and hasattr(source, "get_cutouts")) else resolve_source(source)
+    # The service (not a subclass's name) decides what the cutouts look like.
+    name = next((c.__name__ for c in (LegacySurvey, Hips2FitsCutouts) if isinstance(src, c)), type(src).__name__)
+    if format is None:
+        # A colour HiPS is RGB already: its JPEG is what the model expects.
+        format = "jpeg" if isinstance(src, Hips2FitsCutouts) else "fits"
+    return src, name, format
+
+
+def _run_chunks(plan: _Plan, work: Path, model, src, request: dict, chunk_size: int, batch_size: int,
+                show: bool) -> dict:
+    """Fetch (or read) and embed every chunk not finished yet; return the throughput record."""
+    t_fetch = t_embed = 0.0
+    n_fetched = n_embedded = n_resumed = 0
+    dim = int(model.dim)
+    nchunks = -(-plan.n // chunk_size)
+    for k in _progress(range(nchunks), desc="build index", unit="chunk", disable=not show):
+        lo, hi = k * chunk_size, min(plan.n, (k + 1) * chunk_size)
+        path = chunk_path(work, k)
+        if path.exists() and read_chunk(path, lo, hi, dim) is not None:
+            n_resumed += 1
+            continue
+        t0 = time.perf_counter()
+        if plan.images is not None:
+            arrays, reasons = _local_images(plan.images, [str(v) for v in plan.catalog[plan.fcol][lo:hi]])
+        else:
+            arrays, reasons = _remote_images(src, plan.ra[lo:hi], plan.dec[lo:hi], **request)
+        t1 = time.perf_counter()
+        good = [i for i, a in enumerate(arrays) if a is not None]
+        emb = (np.asarray(model.embed_images(_stack([arrays[i] for i in good]), batch_size=batch_size),
+                          dtype=np.float32) if good else np.zeros((0, dim), np.float32))
+        t2 = time.perf_counter()
+        if emb.shape != (len(good), dim):
+            raise InvalidInputError(f"the model returned embeddings of shape {emb.shape}, expected "
+                                    f"{(len(good), dim)}")
+        bad = [i for i in range(hi - lo) if arrays[i] is None]
+        write_chunk(path, rows=np.asarray(good, dtype=np.int64) + lo, embeddings=emb,
+                    skipped_rows=np.asarray(bad, dtype=np.int64) + lo,
+                    skipped_reasons=np.asarray([reasons[i] for i in bad], dtype=str) if bad else np.zeros(0, "U1"))
+        t_fetch += t1 - t0
+        t_embed += t2 - t1
+        n_fetched += hi - lo
+        n_embedded += len(good)
+    return {"cutouts_per_s": (n_fetched / t_fetch) if t_fetch > 0 else None,
+            "embeddings_per_s": (n_embedded / t_embed) if t_embed > 0 else None,
+            "fetch_seconds": round(t_fetch, 3), "embed_seconds": round(t_embed, 3),
+            "rows_processed_this_run": n_fetched, "chunks_resumed": n_resumed}
+
+
+def _assemble(plan: _Plan, work: Path, chunk_size: int, dim: int):
+    """``(indexed rows, their embeddings, table of skipped rows)`` from the finished chunk files."""
+    rows_l, emb_l, srows_l, sreason_l = [], [], [], []
+    for k in range(-(-plan.n // chunk_size)):
+        lo, hi = k * chunk_size, min(plan.n, (k + 1) * chunk_size)
+        d = read_chunk(chunk_path(work, k), lo, hi, dim)
+        if d is None:  # pragma: no cover - only if the work dir is damaged during this very run
+            raise InvalidInputError(f"work file {chunk_path(work, k)} became unreadable; rerun build_index to "
+                                    "redo it")
+        rows_l.append(d["rows"])
+        emb_l.append(d["embeddings"])
+        srows_l.append(d["skipped_rows"])
+        sreason_l.append(d["skipped_reasons"])
+    rows = np.concatenate(rows_l)
+    embeddings = np.concatenate(emb_l) if rows.size else np.zeros((0, dim), np.float32)
+    srows = np.concatenate(srows_l)
+    sreasons = np.concatenate(sreason_l).astype(str) if srows.size else np.zeros(0, "U1")
+    if rows.size == 0:
+        reasons_seen = sorted(set(sreasons.tolist()))[:3]
+        raise InvalidInputError(f"none of the {plan.n} catalogue rows could be indexed; reasons include "
+                                f"{reasons_seen} (finished chunks are kept in {work})")
+    skipped = Table({"object_id": plan.ids[srows], "ra": plan.ra[srows] * u.deg, "dec": plan.dec[srows] * u.deg,
+                     "reason": sreasons})
+    return rows, embeddings, skipped
+
+
+def _index_catalog(plan: _Plan, rows: np.ndarray) -> Table:
+    table = Table()
+    table["object_id"] = plan.ids[rows]
+    table["ra"] = plan.ra[rows] * u.deg
+    table["dec"] = plan.dec[rows] * u.deg
+    for c in plan.keep:
+        table[c] = plan.catalog[c][rows]
+    return table
+
+
+# --------------------------------------------------------------------------- images of one chunk
+def _local_images(directory: Path, files: Sequence[str]):
+    """Load local files; return (list of arrays or None, list of reasons)."""
+    arrays, reasons = [], []
+    for fn in files:
+        path = find_image(directory, None, str(fn))
+        if path is None:
+            arrays.append(None)
+            reasons.append(f"file not found: {directory / str(fn)}")
+            continue
+        try:
+            arr = load_image(str(path))
+        except Exception as exc:
+            arrays.append(None)
+            reasons.append(f"cannot read {path.name}: {exc}")
+            continue
+        if is_blank(arr):
+            arrays.append(None)
+            reasons.append(f"blank image (no signal): {path.name}")
+            continue
+        arrays.append(arr)
+        reasons.append("")
+    return arrays, reasons
+
+
+def _remote_images(source, ra, dec, *, size, pixscale, layer, bands, format):
+    t = source.get_cutouts((ra, dec), size=size, pixscale=pixscale, layer=layer, bands=bands, format=format,
+                           errors="flag", progress=False)
+    arrays, reasons = [], []
+    for row_ok, in_fp, err, img in zip(t["ok"], t["in_footprint"], t["error"], t["image"]):
+        if not row_ok:
+            arrays.append(None)
+            reasons.append(str(err) or "cutout failed")
+        elif not in_fp:
+            arrays.append(None)
+            reasons.append("outside the survey footprint (blank cutout)")
+        else:
+            arrays.append(np.asarray(img))
+            reasons.append("")
+    return arrays, reasons
+
+
+def _stack(arrays: list) -> Any:
+    """A single (N, ...) array when all images share a shape (faster), else the list."""
+    if arrays and all(a.shape == arrays[0].shape for a in arrays):
+        return np.stack(arrays)
+    return arrays

@@ -1,0 +1,79 @@
+"""The ``astro-semsearch`` command.
+
+One module per command group, each with ``add_parser(subparsers)``: the
+parser is built from all of them (they import nothing heavy), and only the
+command that runs imports what it needs, so ``--help``, ``--version`` and
+``index info`` never import torch::
+
+    astro-semsearch search "ring galaxy" -k 20 -o hits.ecsv
+    astro-semsearch similar J000411.19+020924.0 -k 10
+    astro-semsearch similar "150.1 2.2"           # RA Dec in degrees
+    astro-semsearch crossmatch hits.ecsv lenscat --radius 2arcsec
+    astro-semsearch index info
+    astro-semsearch build-index ... / train ... / evaluate ...
+
+Exit status: 0 on success; 2 for bad input, with a one-line message on
+stderr (the package's own errors, file errors and unit errors); anything else
+is a bug and shows its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import build, crossmatch, evaluate, index, search, train
+
+__all__ = ["main", "build_parser"]
+
+# In the order their subcommands are listed in ``--help``.
+_GROUPS = (search, crossmatch, index, build, train, evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="astro-semsearch",
+        description="Semantic search over galaxy images: text queries, similar galaxies, cross-matches.",
+    )
+    parser.add_argument("--version", action="version", version=f"astro_semsearch {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the full traceback of an error (for bug reports)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in _GROUPS:
+        group.add_parser(sub)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What counts as bad input: the package's own errors, file errors, wrong units."""
+    from astropy.units import UnitsError
+
+    from ..exceptions import AstroSemsearchError
+
+    return AstroSemsearchError, OSError, UnitsError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        if args.traceback:
+            raise
+        print(f"astro-semsearch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""An index on disk: the four files of an index directory, written atomically and checked on load.
+
+Files on disk (one directory)
+-----------------------------
+``index.faiss`` (FAISS), ``vectors.npy`` (float32, N x dim), ``catalog.fits``
+(the catalogue, units kept) and ``manifest.json``: format version, name,
+survey, kind, factory string, metric, dimension, count, the model (name,
+sha256 fingerprint, dim), the knobs, the package version, the creation time
+and the size and sha256 of every file. `GalaxyIndex.load` checks all of them.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Table
+
+from .._io import atomic_directory, read_json, sha256_file
+from ..exceptions import IndexIntegrityError
+from .kinds import faiss, set_search_knobs
+
+__all__ = ["FORMAT_VERSION", "MANIFEST_FILE", "write_index", "read_index", "read_manifest", "decode_bytes_columns",
+           "new_manifest", "model_record"]
+
+#: Version of the on-disk layout written by `write_index`.
+FORMAT_VERSION = 1
+
+INDEX_FILE = "index.faiss"
+VECTORS_FILE = "vectors.npy"
+CATALOG_FILE = "catalog.fits"
+MANIFEST_FILE = "manifest.json"
+DATA_FILES = (INDEX_FILE, VECTORS_FILE, CATALOG_FILE)
+
+#: Catalogues larger than this keep their text columns as memory-mapped bytes on load.
+CATALOG_DECODE_LIMIT = 1_000_000
+
+
+def package_version() -> str:
+    """The installed version of this package (recorded in every manifest)."""
+    from .. import __version__
+
+    return __version__
+
+
+def utcnow() -> str:
+    """The time now, UTC, to the second, ISO 8601."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def model_record(model, dim: int) -> dict | None:
+    """What an index manifest records about the model that made its vectors."""
+    if model is None:
+        return None
+    return {"name": getattr(model, "name", None), "fingerprint": getattr(model, "fingerprint", None), "dim": int(dim)}
+
+
+def new_manifest(*, kind: str, factory: str, dim: int, count: int, knobs: dict, model: dict | None,
+                 name: str | None, survey: str | None) -> dict:
+    """The manifest of a new index (``files`` is filled in when it is saved)."""
+    return {
+        "format_version": FORMAT_VERSION, "name": name, "survey": survey, "kind": kind, "factory": factory,
+        "metric": "ip", "dim": int(dim), "count": int(count), "model": model, "knobs": knobs,
+        "package_version": package_version(), "created": utcnow(), "files": {},
+    }
+
+
+def _read_catalog(path: Path, mmap: bool) -> Table:
+    """Read ``catalog.fits``; memory-mapped (nothing resident) when ``mmap``.
+
+    Text columns are decoded to ``str`` (which copies them into RAM) only for
+    catalogues of at most `CATALOG_DECODE_LIMIT` rows; larger ones keep them
+    as memory-mapped bytes. `GalaxyIndex.catalog` always returns decoded rows.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", u.UnitsWarning)
+            table = Table.read(path, format="fits", memmap=mmap, character_as_bytes=True)
+    except (OSError, ValueError, TypeError) as exc:
+        raise IndexIntegrityError(f"cannot read the catalogue {path}: {exc}") from None
+    table.meta.clear()
+    if not mmap or len(table) <= CATALOG_DECODE_LIMIT:
+        decode_bytes_columns(table)
+    return table
+
+
+def decode_bytes_columns(table: Table) -> Table:
+    for name in table.colnames:
+        col = table[name]
+        if getattr(col, "dtype", None) is not None and col.dtype.kind == "S":
+            table.replace_column(name, Table.Column(np.char.decode(np.asarray(col), "utf-8"), name=name,
+                                                    unit=col.unit, description=col.description))
+    return table
+
+
+def write_index(directory: str | os.PathLike, faiss_index, vector_parts, table: Table, manifest: dict, *,
+                overwrite: bool = False) -> dict:
+    """Write an index directory atomically (all files or nothing); return the manifest as written.
+
+    ``vector_parts`` is a list of ``(n_i, dim)`` arrays (in memory or
+    memory-mapped) written one after the other into ``vectors.npy``, in
+    blocks, so no second copy of them is made in RAM. The manifest gets the
+    row count and the size and sha256 of every file.
+    """
+    directory = Path(directory)
+    ntotal = int(faiss_index.ntotal)
+    with atomic_directory(directory, overwrite=overwrite) as tmp:
+        faiss().write_index(faiss_index, str(tmp / INDEX_FILE))
+        out = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32,
+                                        shape=(ntotal, int(faiss_index.d)))
+        start = 0
+        for part in vector_parts:
+            for s in range(0, len(part), 1 << 18):
+                block = np.asarray(part[s : s + (1 << 18)], dtype=np.float32)
+                out[start : start + len(block)] = block
+                start += len(block)
+        out.flush()
+        del out
+        table = table.copy(copy_data=False)
+        table.meta.clear()
+        table.write(tmp / CATALOG_FILE, format="fits")
+        manifest = dict(manifest)
+        manifest["count"] = ntotal
+        manifest["files"] = {
+            fn: {"sha256": sha256_file(tmp / fn), "bytes": (tmp / fn).stat().st_size} for fn in DATA_FILES
+        }
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _check_files(directory: Path, manifest: dict, verify: bool) -> None:
+    """Every data file listed, present, of the recorded size and (with ``verify``) sha256."""
+    manifest_path = directory / MANIFEST_FILE
+    files = manifest.get("files") or {}
+    for fn in DATA_FILES:
+        path = directory / fn
+        info = files.get(fn)
+        if info is None:
+            raise IndexIntegrityError(f"{manifest_path} lists no checksum for {fn}")
+        if not path.is_file():
+            raise IndexIntegrityError(f"index file {fn} is missing from {directory}")
+        size = path.stat().st_size
+        if size < info["bytes"]:
+            raise IndexIntegrityError(f"index file {fn} is truncated: {size} bytes, expected {info['bytes']}")
+        if size != info["bytes"]:
+            raise IndexIntegrityError(f"index file {fn} has {size} bytes, expected {info['bytes']} (altered)")
+        if verify and sha256_file(path) != info["sha256"]:
+            raise IndexIntegrityError(f"index file {fn} fails its sha256 check (tampered or corrupted): {path}")
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The manifest of an index directory, with its format version checked."""
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise IndexIntegrityError(f"{directory} is not an astro_semsearch index: {MANIFEST_FILE} is missing")
+    manifest = read_json(manifest_path, IndexIntegrityError)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexIntegrityError(
+            f"{directory}: index format version {manifest.get('format_version')!r} is not supported "
+            f"(this package reads version {FORMAT_VERSION})"
+        )
+    return manifest
+
+
+def read_index(directory: str | os.PathLike, *, mmap: bool = True, verify: bool = True):
+    """``(faiss index, vectors, catalogue, manifest)`` of an index directory, every part checked.
+
+    Raises
+    ------
+    IndexIntegrityError
+        A file is missing, truncated or altered, or the parts disagree.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise IndexIntegrityError(f"index directory {directory} does not exist (or is not a directory)")
+    manifest = read_manifest(directory)
+    _check_files(directory, manifest, verify)
+    try:
+        index = faiss().read_index(str(directory / INDEX_FILE))
+    except RuntimeError as exc:
+        raise IndexIntegrityError(f"FAISS cannot read {directory / INDEX_FILE}: {str(exc).strip()}") from None
+    try:
+        vectors = np.load(directory / VECTORS_FILE, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise IndexIntegrityError(f"cannot read {directory / VECTORS_FILE}: {exc}") from None
+    table = _read_catalog(directory / CATALOG_FILE, mmap)
+    count, dim = manifest.get("count"), manifest.get("dim")
+    if not (index.ntotal == len(vectors) == len(table) == count):
+        raise IndexIntegrityError(
+            f"{directory}: inconsistent counts (FAISS {index.ntotal}, vectors {len(vectors)}, "
+            f"catalogue {len(table)}, manifest {count})"
+        )
+    if vectors.ndim != 2 or vectors.dtype != np.float32 or not (index.d == vectors.shape[1] == dim):
+        raise IndexIntegrityError(
+            f"{directory}: inconsistent dimensions (FAISS {index.d}, vectors {vectors.shape}/{vectors.dtype}, "
+            f"manifest {dim})"
+        )
+    set_search_knobs(index, manifest.get("knobs") or {})
+    return index, vectors, table, manifest

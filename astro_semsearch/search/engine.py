@@ -1,0 +1,200 @@
+"""The search engine: a query vector in, a ranked, de-duplicated result table out.
+
+`ranked` searches an index (optionally inside a region), drops the excluded
+row and near-duplicates on the sky, and over-fetches until ``k`` rows
+remain; `result_table` turns rows and scores into the result table with its
+provenance in ``meta``. `resolve_model` gives the model an index was built
+with, so that nobody searches an index with another model's vectors.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord, search_around_sky
+from astropy.table import Table
+from astropy.utils.exceptions import AstropyUserWarning
+
+from .._validate import check_angle
+from ..cutouts import viewer_urls
+from ..exceptions import InvalidInputError, InvalidTypeError
+
+if TYPE_CHECKING:  # annotations only
+    from ..index import GalaxyIndex
+
+__all__ = ["ranked", "result_table", "region_rows", "resolve_model", "LazyModel", "dedup", "index_provenance",
+           "model_provenance"]
+
+
+def resolve_model(model, index: GalaxyIndex):
+    """The index's own model when None (so nobody mixes models); else check it."""
+    if model is None or isinstance(model, (str, os.PathLike)):
+        from ..model import load_model  # torch is imported only when a model is needed
+
+        if model is None:
+            recorded = (index.manifest.get("model") or {}).get("name")
+            if not recorded:
+                raise InvalidInputError(
+                    f"index {index.name!r} records no model; pass model=... (the model that embedded it)"
+                )
+            model = recorded
+        model = load_model(model)
+    index.check_model(model)
+    return model
+
+
+class LazyModel:
+    """The model of an index, loaded only when a step calls for it (an indexed target needs none)."""
+
+    def __init__(self, model, index):
+        self._model, self._index, self._resolved = model, index, None
+
+    def __call__(self):
+        if self._resolved is None:
+            self._resolved = resolve_model(self._model, self._index)
+        return self._resolved
+
+    @property
+    def loaded(self):
+        return self._resolved
+
+
+def cone_rows(index: GalaxyIndex, centre: SkyCoord, radius: u.Quantity, chunk: int = 1 << 20) -> np.ndarray:
+    """Rows within ``radius`` of ``centre``, scanning RA/Dec in chunks (no all-sky SkyCoord in RAM)."""
+    from astropy.coordinates import angular_separation
+
+    c = centre.icrs
+    lon0, lat0, rad = c.ra.rad, c.dec.rad, radius.to_value(u.rad)
+    ra, dec = index.table["ra"], index.table["dec"]
+    found = []
+    for s in range(0, index.ntotal, chunk):
+        sep = angular_separation(np.deg2rad(np.asarray(ra[s:s + chunk], float)),
+                                 np.deg2rad(np.asarray(dec[s:s + chunk], float)), lon0, lat0)
+        found.append(np.flatnonzero(sep <= rad) + s)
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
+def region_rows(index: GalaxyIndex, region) -> np.ndarray | None:
+    """Rows inside a region: (SkyCoord centre, radius) cone or a boolean mask."""
+    if region is None:
+        return None
+    if isinstance(region, tuple) and len(region) == 2 and isinstance(region[0], SkyCoord):
+        centre, radius = region
+        if not centre.isscalar:
+            raise InvalidInputError("region centre must be a single SkyCoord")
+        radius = check_angle(radius, "region radius", allow_none=False)
+        return cone_rows(index, centre, radius)
+    mask = np.asarray(region)
+    if mask.dtype != bool or mask.shape != (index.ntotal,):
+        raise InvalidTypeError(
+            "region must be (SkyCoord centre, angular radius) or a boolean mask with one entry per indexed "
+            f"galaxy ({index.ntotal}), e.g. index.table['mag'] < 18"
+        )
+    return np.flatnonzero(mask)
+
+
+def dedup(coords: SkyCoord, min_sep: u.Quantity | None, anchor: SkyCoord | None) -> np.ndarray:
+    """Boolean keep-mask: drop a hit within min_sep of a better-ranked kept hit (or the anchor)."""
+    n = len(coords)
+    keep = np.ones(n, dtype=bool)
+    if min_sep is None or min_sep.value == 0 or n == 0:
+        return keep
+    if anchor is not None:
+        keep &= coords.separation(anchor) >= min_sep
+    if n < 2:
+        return keep
+    # Only the close pairs matter; search_around_sky finds them in one vectorised call.
+    i, j, _, _ = search_around_sky(coords, coords, min_sep * (1 - 1e-9))
+    pair = i < j  # i is better ranked than j
+    i, j = i[pair], j[pair]
+    if i.size == 0:
+        return keep
+    order = np.lexsort((i, j))
+    i, j = i[order], j[order]
+    starts = np.searchsorted(j, np.arange(n))
+    ends = np.searchsorted(j, np.arange(n), side="right")
+    for b in np.unique(j):  # greedy in rank order, only over hits with a close neighbour
+        if keep[b] and keep[i[starts[b] : ends[b]]].any():
+            keep[b] = False
+    return keep
+
+
+def ranked(index: GalaxyIndex, qvec: np.ndarray, k: int, *, min_sep, exclude_row=None, anchor=None, region_rows=None):
+    """Search, drop excluded and near-duplicate rows, over-fetching until k remain."""
+    available = index.ntotal if region_rows is None else len(region_rows)
+    if exclude_row is not None and (region_rows is None or bool(np.isin(exclude_row, region_rows))):
+        available -= 1
+    if k > available:
+        warnings.warn(
+            f"k={k} is larger than the {available} galaxies that can be returned; returning all of them",
+            AstropyUserWarning,
+            stacklevel=3,
+        )
+        k = available
+    if k <= 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    limit = index.ntotal if region_rows is None else len(region_rows)
+    fetch = min(limit, 2 * k + 8)
+    while True:
+        scores, rows = index.search(qvec[None, :], fetch, subset=region_rows)
+        scores, rows = scores[0], rows[0]
+        ok = rows >= 0
+        if exclude_row is not None:
+            ok &= rows != exclude_row
+        scores, rows = scores[ok], rows[ok]
+        keep = dedup(index.coords(rows), min_sep, anchor) if min_sep is not None else np.ones(len(rows), bool)
+        if keep.sum() >= k or fetch >= limit:
+            sel = np.flatnonzero(keep)[:k]
+            return scores[sel], rows[sel]
+        fetch = min(limit, fetch * 4)
+
+
+def index_provenance(index: GalaxyIndex) -> dict:
+    info = (index.manifest.get("files") or {}).get("index.faiss") or {}
+    return {
+        "name": index.name,
+        "sha256": info.get("sha256"),
+        "bytes": info.get("bytes"),
+        "count": int(index.ntotal),
+        "kind": getattr(index, "kind", None) or index.manifest.get("kind"),
+        "path": None if getattr(index, "path", None) is None else str(index.path),
+    }
+
+
+def model_provenance(index: GalaxyIndex, model) -> dict:
+    if model is not None:
+        return {"name": getattr(model, "name", None), "sha256": getattr(model, "fingerprint", None)}
+    recorded = index.manifest.get("model") or {}
+    return {"name": recorded.get("name"), "sha256": recorded.get("fingerprint")}
+
+
+def result_table(index: GalaxyIndex, scores, rows, meta: dict) -> Table:
+    from .. import __version__
+
+    cat = index.catalog(rows)
+    out = Table()
+    out["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
+    out["object_id"] = np.asarray(cat["object_id"]).astype(str)
+    out["ra"] = Table.Column(np.asarray(cat["ra"], dtype=np.float64), unit=u.deg, format=".6f")
+    out["dec"] = Table.Column(np.asarray(cat["dec"], dtype=np.float64), unit=u.deg, format=".6f")
+    out["score"] = Table.Column(np.asarray(scores, dtype=np.float64), format=".4f",
+                                description="cosine similarity to the query (1 = identical direction)")
+    for name in cat.colnames:
+        if name not in ("object_id", "ra", "dec", "viewer_url"):
+            out[name] = cat[name]
+    out["viewer_url"] = Table.Column(viewer_urls(out["ra"], out["dec"]),
+                                     description="Legacy Survey sky viewer centred on the galaxy")
+    meta = dict(meta)
+    meta.update(
+        {
+            "package_version": __version__,
+            "time": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "survey": index.manifest.get("survey"),
+        }
+    )
+    out.meta["astro_semsearch"] = meta
+    return out

@@ -1,0 +1,141 @@
+"""Examples to search around: everything `~astro_semsearch.similar_to` (and ``like=``) accepts, as a vector.
+
+A target is a result row, an ``object_id``, a `~astropy.coordinates.SkyCoord`
+(the nearest indexed galaxy, or a cutout of that position fetched and
+embedded), an image (array, FITS/JPEG/PNG file, FITS HDU) or an embedding.
+`resolve_target` turns it into a `Target`: its vector, its row in the index
+(if it is indexed), its position and a description for the result's meta.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord, match_coordinates_sky
+from astropy.io import fits
+from astropy.table import Row
+
+from ..cutouts import fetch_and_embed
+from ..exceptions import InvalidInputError, InvalidTypeError, TargetNotFoundError
+from ..images import is_image_path
+
+__all__ = ["Target", "resolve_target"]
+
+_HDUS = (fits.HDUList, fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
+
+
+@dataclass
+class Target:
+    """An example resolved for searching.
+
+    Attributes
+    ----------
+    vector : numpy.ndarray
+        Its ``(dim,)`` embedding.
+    row : int or None
+        Its row in the index when it is an indexed galaxy.
+    coord : SkyCoord or None
+        Its position, when known (used to leave it and its close neighbours out).
+    description : str
+        How the result's meta names it.
+    """
+
+    vector: np.ndarray
+    row: int | None
+    coord: SkyCoord | None
+    description: str
+
+
+def _indexed(index, object_id: str, description: str | None = None) -> Target:
+    row = int(index.rows_of([object_id])[0])
+    if row < 0:
+        raise TargetNotFoundError(
+            f"object_id {object_id!r} is not in index {index.name!r} ({index.ntotal} galaxies). "
+            "Give a SkyCoord, an image or a FITS file to search around something not indexed."
+        )
+    return Target(index.vectors([row])[0], row, index.coords([row])[0], description or str(object_id))
+
+
+def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity) -> Target:
+    """The indexed galaxy at a position, or a cutout of the position fetched and embedded."""
+    if not target.isscalar:
+        raise InvalidInputError(f"give one position, got a SkyCoord of shape {target.shape}")
+    label = target.to_string("decimal", precision=6)
+    idx, sep, _ = match_coordinates_sky(target, index.coords())
+    if sep <= max_distance:
+        return _indexed(index, str(index.object_ids([int(idx)])[0]), label)
+    vec = np.asarray(fetch_and_embed(target, model()), dtype=np.float32).reshape(-1)
+    return Target(vec, None, target, f"cutout at {label}")
+
+
+def _image(arr: np.ndarray, index, model: Callable) -> Target:
+    if arr.ndim == 1:
+        # An embedding computed elsewhere (same model): searched as is.
+        if arr.shape[0] != index.dim:
+            raise InvalidInputError(
+                f"a 1-D target is taken as an embedding and needs {index.dim} values, got {arr.shape[0]}"
+            )
+        return Target(np.asarray(arr, np.float32), None, None, "embedding vector")
+    if arr.ndim != 3 or not (arr.shape[-1] in (3, 4) or arr.shape[0] <= 16):
+        raise InvalidInputError(f"an image target must be HxWx3 RGB or CxHxW bands (one image), got shape {arr.shape}")
+    if not np.isfinite(np.asarray(arr, dtype=float)).any():
+        raise InvalidInputError("the image target has no finite pixel values")
+    return Target(model().embed_images(arr)[0], None, None, f"image array {arr.shape}")
+
+
+def _row(target: Row) -> Any:
+    """A result row: its object_id, else its position."""
+    cols = target.colnames
+    if "object_id" in cols:
+        return str(target["object_id"])
+    if "ra" in cols and "dec" in cols:
+        ra, dec = target["ra"], target["dec"]
+        return SkyCoord(ra if isinstance(ra, u.Quantity) else ra * u.deg,
+                        dec if isinstance(dec, u.Quantity) else dec * u.deg)
+    raise InvalidInputError(f"a table row target needs an object_id column or ra/dec columns; it has {cols}")
+
+
+def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity) -> Target:
+    """Turn anything `~astro_semsearch.similar_to` accepts into a `Target`.
+
+    Parameters
+    ----------
+    target
+        See `~astro_semsearch.similar_to`.
+    index
+        The index searched (for indexed targets and positions).
+    model : callable
+        Returns the model when called; only called if an image must be
+        embedded (an indexed target needs no model at all).
+    max_distance : angle
+        How far a position may be from an indexed galaxy to count as it.
+    """
+    if isinstance(target, Row):
+        target = _row(target)
+        if isinstance(target, str):
+            return _indexed(index, target)
+    if isinstance(target, SkyCoord):
+        return _position(target, index, model, max_distance)
+    if isinstance(target, _HDUS):
+        return Target(model().embed_images(target)[0], None, None, f"{type(target).__name__} image")
+    if isinstance(target, os.PathLike) or (isinstance(target, str) and is_image_path(target)):
+        path = Path(target)
+        if not path.is_file():
+            raise TargetNotFoundError(f"image file {path} does not exist")
+        return Target(model().embed_images(str(path))[0], None, None, path.name)
+    if isinstance(target, str):
+        if not target.strip():
+            raise InvalidInputError("target is an empty string; give an object_id, a SkyCoord, an image or a file")
+        if Path(target).is_file():
+            return Target(model().embed_images(target)[0], None, None, Path(target).name)
+        return _indexed(index, target.strip())
+    if isinstance(target, np.ndarray):
+        return _image(target, index, model)
+    raise InvalidTypeError(
+        "target must be a result row, an object_id string, a SkyCoord, an image array, a FITS/JPEG/PNG file "
+        f"path or a FITS HDU, got {type(target).__name__}"
+    )

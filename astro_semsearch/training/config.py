@@ -1,0 +1,87 @@
+"""The training configuration: the shipped ``default_config.toml``, updated by a file or a dict.
+
+Examples
+--------
+>>> from astro_semsearch.training.config import load_config
+>>> load_config({"align": {"epochs": 1}})["align"]["epochs"]
+1
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from ..exceptions import InvalidInputError
+
+__all__ = ["load_config", "to_toml", "DEFAULT_CONFIG_PATH"]
+
+#: Where the default configuration lives in a source tree (for the ``train --config`` help text).
+DEFAULT_CONFIG_PATH = "astro_semsearch/training/default_config.toml"
+
+
+def _default_config() -> dict:
+    text = (resources.files("astro_semsearch.training") / "default_config.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(config: str | os.PathLike | dict | None = None) -> dict:
+    """The training configuration: the shipped defaults updated by ``config``.
+
+    Parameters
+    ----------
+    config : path-like, dict or None
+        A TOML file or a (possibly partial, nested) dict of overrides.
+
+    Examples
+    --------
+    >>> cfg = load_config({"align": {"epochs": 1}})
+    >>> cfg["align"]["epochs"], cfg["model"]["dim"]
+    (1, 128)
+    """
+    base = _default_config()
+    if config is None:
+        return base
+    if isinstance(config, dict):
+        return _merge(base, config)
+    path = Path(config)
+    if not path.is_file():
+        raise FileNotFoundError(f"training config not found: {path}")
+    with open(path, "rb") as f:
+        try:
+            return _merge(base, tomllib.load(f))
+        except tomllib.TOMLDecodeError as err:
+            raise InvalidInputError(f"{path} is not valid TOML: {err}") from err
+
+
+def to_toml(cfg: dict) -> str:
+    """A configuration dict as TOML text (what the model card shows)."""
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return repr(v)
+
+    lines = []
+    for section, items in cfg.items():
+        if isinstance(items, dict):
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {val(v)}" for k, v in items.items()]
+            lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""The two training stages, one epoch at a time: SimCLR on images, then image-caption alignment."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._io import progress
+from .data import seed_for
+from .losses import clip_loss, nt_xent
+
+__all__ = ["ssl_head", "ssl_optimizer", "align_optimizer", "run_ssl_epoch", "run_align_epoch", "AlignData", "symbol_term",
+           "schedule"]
+
+
+def schedule(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 5%."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    p = (step - warmup) / max(1, total - warmup)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+
+
+def ssl_head(dim_in: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(dim_in, 512), nn.BatchNorm1d(512), nn.GELU(), nn.Linear(512, 128))
+
+
+def _ssl_params(model, head):
+    return list(model.image_encoder.parameters()) + list(head.parameters())
+
+
+def align_optimizer(model, cfg):
+    a = cfg["align"]
+    enc = list(model.image_encoder.parameters())
+    heads = list(model.image_head.parameters()) + list(model.text_head.parameters())
+    return torch.optim.AdamW([
+        {"params": enc, "lr": a["encoder_lr"], "base_lr": a["encoder_lr"]},
+        {"params": heads, "lr": a["lr"], "base_lr": a["lr"]},
+        {"params": [model.logit_scale], "lr": a["lr"], "base_lr": a["lr"], "weight_decay": 0.0},
+    ], weight_decay=a["weight_decay"])
+
+
+def ssl_optimizer(model, head, cfg):
+    s = cfg["ssl"]
+    return torch.optim.AdamW([{"params": _ssl_params(model, head), "lr": s["lr"], "base_lr": s["lr"]}],
+                             weight_decay=s["weight_decay"])
+
+
+def _set_lr(optim, factor):
+    for g in optim.param_groups:
+        g["lr"] = g["base_lr"] * factor
+
+
+def run_ssl_epoch(model, head, optim, images, cfg, epoch, device, aug, total_steps, step0):
+    s = cfg["ssl"]
+    bs = min(int(s["batch_size"]), len(images))
+    gen = torch.Generator().manual_seed(seed_for(cfg["train"]["seed"], "ssl", epoch))
+    perm = torch.randperm(len(images), generator=gen)
+    nb = len(images) // bs
+    model.train()
+    head.train()
+    warm = int(cfg["train"]["warmup_fraction"] * total_steps)
+    losses = []
+    bar = progress(range(nb), desc=f"ssl epoch {epoch + 1}", leave=False)
+    for b in bar:
+        idx = perm[b * bs:(b + 1) * bs]
+        batch = torch.from_numpy(images[idx.numpy()]).to(device)
+        v1, v2 = aug(batch, generator=gen), aug(batch, generator=gen)
+        _set_lr(optim, schedule(step0 + b, total_steps, warm))
+        z = F.normalize(head(model.image_encoder(torch.cat([v1, v2]))), dim=-1)
+        loss = nt_xent(z[:len(idx)], z[len(idx):], float(s["temperature"]))
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    return float(np.mean(losses)) if losses else float("nan"), nb * bs * 2
+
+
+class AlignData:
+    """Everything stage 2 samples from: images, caption ids per galaxy, lens bank."""
+
+    def __init__(self, images, caption_lists, strings, feats, lens=None, symbols=None):
+        self.images = images                  # (N, S, S, 3) uint8, galaxies with captions
+        self.caption_lists = caption_lists    # list of lists of caption ids
+        self.strings = strings
+        self.feats = torch.from_numpy(feats)  # (U, 384)
+        self.lens = lens                      # None or dict(hosts, arcs, caption_ids, injector)
+        self.symbols = symbols                # None or _symbol_bank(...)
+        self.last_symbol_loss = float("nan")  # mean symbol term of the last epoch (for the log)
+
+
+def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, total_steps, step0):
+    a = cfg["align"]
+    n = len(data.images)
+    bs = min(int(a["batch_size"]), n)
+    seed = seed_for(cfg["train"]["seed"], "align", epoch)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    perm = torch.randperm(n, generator=gen).numpy()
+    nb = n // bs
+    model.train()
+    warm = int(cfg["train"]["warmup_fraction"] * total_steps)
+    p_lens = float(a.get("lens_probability", 0.0)) if data.lens is not None else 0.0
+    sym = data.symbols
+    sc = cfg.get("symbols", {})
+    w_sym = float(sc.get("weight", 0.0)) if sym is not None else 0.0
+    losses, sym_losses = [], []
+    bar = progress(range(nb), desc=f"align epoch {epoch + 1}", leave=False)
+    for b in bar:
+        idx = perm[b * bs:(b + 1) * bs]
+        imgs = data.images[idx].copy()
+        cap = np.array([data.caption_lists[i][rng.integers(len(data.caption_lists[i]))] for i in idx])
+        swap = np.zeros(0, dtype=np.int64)
+        if p_lens > 0:
+            swap = np.flatnonzero(rng.random(len(idx)) < p_lens)
+            if len(swap):
+                L = data.lens
+                hosts = L["hosts"][rng.integers(len(L["hosts"]), size=len(swap))]
+                arcs = L["arcs"][rng.integers(len(L["arcs"]), size=len(swap))]
+                imgs[swap] = L["injector"].inject(hosts, arcs, rng=rng)
+                cap[swap] = L["caption_ids"][rng.integers(len(L["caption_ids"]), size=len(swap))]
+        x = aug(torch.from_numpy(imgs).to(device), generator=gen)
+        t = data.feats[cap].to(device)
+        cid = torch.from_numpy(cap).to(device) if a.get("mask_duplicate_captions", True) else None
+        _set_lr(optim, schedule(step0 + b, total_steps, warm))
+        scale = model.clamped_logit_scale().exp()
+        zi, zt = model.encode_image_tensor(x), model.encode_text_features(t)
+        loss = clip_loss(zi, zt, scale, cid)
+        if w_sym > 0:
+            loss = loss + w_sym * symbol_term(model, sym, idx, swap, zi, zt, scale, sc, rng, gen, aug, device,
+                                               sym_losses)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{model.temperature:.3f}")
+    data.last_symbol_loss = float(np.mean(sym_losses)) if sym_losses else float("nan")
+    return float(np.mean(losses)) if losses else float("nan"), nb * bs
+
+
+def symbol_term(model, sym, idx, swap, zi, zt, scale, sc, rng, gen, aug, device, log) -> torch.Tensor:
+    """GalaxAlign's third modality: symbol <-> image and symbol <-> caption InfoNCE on part of the batch.
+
+    Each chosen galaxy gets a random pre-drawn variant of its own symbol
+    (simulated lenses get the lens symbol). In-batch pairs that share a
+    symbol class are not used as negatives: two round ellipticals are not
+    a wrong match.
+    """
+    keys = sym["key_of"][idx].copy()
+    if len(swap):
+        keys[swap] = sym["lens_key"]
+    have = np.flatnonzero(keys >= 0)
+    n = int(round(float(sc.get("fraction", 1.0)) * len(have)))
+    if n < 2:
+        return zi.new_zeros(())
+    pick = np.sort(rng.permutation(have)[:n])
+    k = keys[pick]
+    imgs = sym["bank"][k, rng.integers(sym["bank"].shape[1], size=n)]
+    zs = model.encode_image_tensor(aug(torch.from_numpy(imgs).to(device), generator=gen))
+    kid = torch.from_numpy(k).to(device)
+    p = torch.from_numpy(pick).to(device)
+    term = 0.5 * (clip_loss(zi[p], zs, scale, kid) + clip_loss(zs, zt[p], scale, kid))
+    log.append(term.item())
+    return term
