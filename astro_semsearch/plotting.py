@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
 from astropy.table import Row, Table
 
+from ._validate import check_int
 from ._validate import finite_or_none as _number
 from .exceptions import InvalidInputError, InvalidTypeError
 
@@ -131,8 +131,7 @@ def plot_results(
         results = results.table[results.index : results.index + 1]
     if not isinstance(results, Table):
         raise InvalidTypeError(f"results must be an astropy Table, got {type(results).__name__}")
-    if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
-        raise InvalidInputError(f"ncols must be a positive integer, got {ncols!r}")
+    ncols = check_int(ncols, "ncols")
     n = len(results)
     if n == 0:
         raise InvalidInputError("the table has no rows to plot")

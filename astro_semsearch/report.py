@@ -46,6 +46,7 @@ import numpy as np
 from astropy.table import Row, Table
 
 from ._io import atomic_write_bytes
+from ._validate import check_int
 from ._validate import finite_or_none as _number
 from .catalog import column_degrees
 from .exceptions import InvalidInputError, InvalidTypeError
@@ -325,8 +326,7 @@ def write_html(
         raise InvalidTypeError(f"results must be an astropy Table, got {type(results).__name__}")
     if image_format not in ("jpeg", "png"):
         raise InvalidInputError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
-    if isinstance(thumb_size, bool) or not isinstance(thumb_size, (int, np.integer)) or not 8 <= thumb_size <= 1024:
-        raise InvalidInputError(f"thumb_size must be an integer from 8 to 1024 pixels, got {thumb_size!r}")
+    thumb_size = check_int(thumb_size, "thumb_size", minimum=8, maximum=1024)
     is_file_object = hasattr(path, "write")
     if not is_file_object:
         path = Path(path)

@@ -131,7 +131,8 @@ def end_to_end(args) -> list[str]:
     """p50 of each stage of semantic_search (warm), on synthetic indexes of the model's dimension."""
     from astro_semsearch.index import GalaxyIndex
     from astro_semsearch.model import load_model
-    from astro_semsearch.search import _ranked, _table, _unit
+    from astro_semsearch.search.engine import ranked, result_table
+    from astro_semsearch.search.query import query_vector
 
     model = load_model()
     texts = ["ring galaxy", "barred spiral", "edge-on disk with a dust lane", "merging galaxies with tidal tails",
@@ -147,11 +148,11 @@ def end_to_end(args) -> list[str]:
             stages = []
             for i in range(40):
                 t0 = time.perf_counter()
-                q = _unit(model.embed_text([texts[i % len(texts)]]).mean(axis=0))
+                q = query_vector(model, [texts[i % len(texts)]])
                 t1 = time.perf_counter()
-                scores, rows = _ranked(index, q, 50, min_sep=None)
+                scores, rows = ranked(index, q, 50, min_sep=None)
                 t2 = time.perf_counter()
-                _table(index, scores, rows, {"query": texts[i % len(texts)]})
+                result_table(index, scores, rows, {"query": texts[i % len(texts)]})
                 t3 = time.perf_counter()
                 if i >= 5:  # warm
                     stages.append((t1 - t0, t2 - t1, t3 - t2, t3 - t0))
@@ -163,9 +164,9 @@ def end_to_end(args) -> list[str]:
 
 
 def _factory(kind: str, knobs: dict, n: int, dim: int) -> str:
-    from astro_semsearch.index import _resolve_kind
+    from astro_semsearch.index.kinds import resolve_kind
 
-    kind, factory, full = _resolve_kind(kind, n, dim, dict(knobs))
+    kind, factory, full = resolve_kind(kind, n, dim, dict(knobs))
     refine = full.get("refine_factor", 1)
     return factory + (f" + refine x{refine}" if refine and refine > 1 else "")
 

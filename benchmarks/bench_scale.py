@@ -190,7 +190,8 @@ def main(argv=None) -> int:
 
     import faiss
 
-    from astro_semsearch.index import GalaxyIndex, _resolve_kind
+    from astro_semsearch.index import GalaxyIndex
+    from astro_semsearch.index.kinds import resolve_kind
 
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
@@ -224,7 +225,7 @@ def main(argv=None) -> int:
         done: dict[tuple, dict] = {}
         for spec in args.kinds:
             kind, knobs = parse_kind(spec)
-            real_kind, factory, full = _resolve_kind(kind, n, args.dim, dict(knobs))
+            real_kind, factory, full = resolve_kind(kind, n, args.dim, dict(knobs))
             key = (real_kind, factory, json.dumps(full, sort_keys=True))
             refine = full.get("refine_factor", 1) or 1
             label = factory + (f" + refine x{refine}" if refine > 1 else "")

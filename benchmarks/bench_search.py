@@ -69,16 +69,18 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=None, help="model name or directory (default: conf.default_model)")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's own choice; a single query runs on one "
-                        "thread anyway, see model._one_thread_for)")
+                        "thread anyway)")
     args = p.parse_args(argv)
 
     import astropy.units as u
     from astropy.table import Table
 
-    from astro_semsearch import model as M
-    from astro_semsearch import search as S
+    from astro_semsearch import semantic_search
     from astro_semsearch.index import GalaxyIndex
-    from astro_semsearch.model import load_model
+    from astro_semsearch.model import clear_text_cache, load_model
+    from astro_semsearch.search.engine import ranked as ranked_rows
+    from astro_semsearch.search.engine import result_table
+    from astro_semsearch.search.query import query_vector
 
     import torch
 
@@ -104,19 +106,19 @@ def main(argv=None) -> int:
             index = GalaxyIndex.build(data, table, kind=args.kind, model=model, name=f"synthetic-{n}")
             del data
         q = lambda i: PHRASES[i % len(PHRASES)]  # noqa: E731
-        S.semantic_search(q(0), k=args.k, index=index, model=model)  # warm-up (coordinates cached etc.)
+        semantic_search(q(0), k=args.k, index=index, model=model)  # warm-up (coordinates cached etc.)
         # The model remembers recent short queries; clear that cache so each timing is a new query.
-        cold = lambda f: (lambda i: (M._SENTENCE_CACHE.clear(), f(i))[1])  # noqa: E731
+        cold = lambda f: (lambda i: (clear_text_cache(), f(i))[1])  # noqa: E731
         t_text, _ = timed(cold(lambda i: model.embed_text([q(i)])), args.repeat)
-        qvecs = [S._unit(model.embed_text([q(i)])[0]) for i in range(len(PHRASES))]
-        t_search, ranked = timed(lambda i: S._ranked(index, qvecs[i % len(qvecs)], args.k, min_sep=5 * u.arcsec),
+        qvecs = [query_vector(model, [q(i)]) for i in range(len(PHRASES))]
+        t_search, ranked = timed(lambda i: ranked_rows(index, qvecs[i % len(qvecs)], args.k, min_sep=5 * u.arcsec),
                                  args.repeat)
         scores, rows = ranked
-        t_table, out = timed(lambda i: S._table(index, scores, rows, {"function": "semantic_search"}), args.repeat)
+        t_table, out = timed(lambda i: result_table(index, scores, rows, {"function": "semantic_search"}), args.repeat)
         assert isinstance(out, Table) and len(out) == args.k
-        t_total, _ = timed(cold(lambda i: S.semantic_search(q(i), k=args.k, index=index, model=model)), args.repeat)
+        t_total, _ = timed(cold(lambda i: semantic_search(q(i), k=args.k, index=index, model=model)), args.repeat)
         # The same query again (new k, region, re-ranker...): its text embedding is remembered.
-        t_again, _ = timed(lambda i: S.semantic_search(q(0), k=args.k, index=index, model=model), args.repeat)
+        t_again, _ = timed(lambda i: semantic_search(q(0), k=args.k, index=index, model=model), args.repeat)
         label = f"{index.kind} ({index.manifest.get('factory')})"
         print(f"| {n:.0e} | {label} | {np.median(t_text):.2f} | {np.median(t_search):.2f} | {np.median(t_table):.2f} "
               f"| {np.median(t_total):.2f} | {np.percentile(t_total, 99):.2f} | {np.median(t_again):.2f} |", flush=True)

@@ -1,17 +1,17 @@
 """build_index end to end against the local cutout server, resume after a kill, local images."""
+import legacy_server as _server
 import numpy as np
 import pytest
 from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
+from legacy_server import synthetic_cutout
 
 from astro_semsearch import conf
 from astro_semsearch.build import build_index
 from astro_semsearch.cli import main
 from astro_semsearch.cutouts import LegacySurvey
 from astro_semsearch.index import GalaxyIndex
-import legacy_server as _server
-from legacy_server import synthetic_cutout
 
 legacy_server = _server.legacy_server  # the fixture (tests/legacy_server.py)
 

@@ -14,6 +14,7 @@ import astro_semsearch
 from astro_semsearch.cli import build_parser, main
 from astro_semsearch.index import GalaxyIndex
 
+
 @pytest.fixture(scope="module")
 def tiny_model(tiny_model_dir):
     from astro_semsearch.model import load_model

@@ -1,19 +1,19 @@
 """Cutout fetching against a local server speaking the Legacy Survey viewer's protocol."""
 import io
 import time
-import urllib.parse
 
+import legacy_server as _server
 import numpy as np
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
+from fakes import MeanColourModel  # noqa: E402
+from legacy_server import synthetic_cutout
 
 from astro_semsearch import conf
 from astro_semsearch.cutouts import Hips2FitsCutouts, LegacySurvey, fetch_and_embed, get_cutouts
 from astro_semsearch.exceptions import CutoutError, TargetNotFoundError
-import legacy_server as _server
-from legacy_server import synthetic_cutout
 
 legacy_server = _server.legacy_server  # the fixture (tests/legacy_server.py)
 
@@ -83,7 +83,7 @@ def test_corrupt_cached_file_is_fetched_again(legacy_server, damage):
     c = SkyCoord(10, 0, unit="deg")
     ls = LegacySurvey()
     good = ls.get_cutout(c, size=SIZE)[0].data.copy()
-    key = ls._endpoint("fits") + "?" + urllib.parse.urlencode(ls.get_cutout_async(c, size=SIZE, get_query_payload=True))
+    key = ls.cache_key(c, size=SIZE)
     path = _cached_file(key)
     raw = open(path, "rb").read()
     with open(path, "wb") as f:
@@ -224,21 +224,8 @@ def test_4xx_is_not_retried(legacy_server):
     assert legacy_server.total == 1
 
 
-class _CountingModel:
-    dim = 4
-
-    def __init__(self):
-        self.seen = []
-
-    def embed_images(self, images, batch_size=256, progress=False):
-        arr = np.asarray(images)
-        self.seen.append(arr.shape)
-        v = np.array([[arr.mean(), arr.std(), arr.max(), 1.0]], np.float32)
-        return v / np.linalg.norm(v)
-
-
 def test_fetch_and_embed(legacy_server):
-    m = _CountingModel()
+    m = MeanColourModel()
     v = fetch_and_embed(SkyCoord(10, 0, unit="deg"), m, size=SIZE)
     assert v.shape == (1, 4) and m.seen == [(3, SIZE, SIZE)]
     with pytest.raises(TargetNotFoundError, match="outside the survey footprint"):
@@ -254,7 +241,7 @@ def test_hips2fits_parameters_offline():
     assert p["fov"] == pytest.approx(100 * 0.5 / 3600)
     assert (p["ra"], p["dec"]) == (pytest.approx(150.0), pytest.approx(2.0))
     with conf.set_temp("hips2fits_url", "http://example.invalid/hips2fits"):
-        assert h._endpoint("fits") == "http://example.invalid/hips2fits"
+        assert h.cache_key(SkyCoord(150, 2, unit="deg"), size=8).startswith("http://example.invalid/hips2fits?")
 
 
 @pytest.mark.remote_data
@@ -276,8 +263,7 @@ def test_corrupt_cached_jpeg_is_fetched_again(legacy_server):
     c = SkyCoord(10, 0, unit="deg")
     ls = LegacySurvey()
     good = ls.get_cutout(c, size=SIZE, format="jpeg")
-    key = ls._endpoint("jpeg") + "?" + urllib.parse.urlencode(
-        ls.get_cutout_async(c, size=SIZE, format="jpeg", get_query_payload=True))
+    key = ls.cache_key(c, size=SIZE, format="jpeg")
     path = _cached_file(key)
     raw = open(path, "rb").read()
     open(path, "wb").write(raw[: len(raw) // 2])

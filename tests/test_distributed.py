@@ -8,10 +8,14 @@ from astropy.table import Table
 pytest.importorskip("distributed")
 PIL = pytest.importorskip("PIL.Image")
 
-from astro_semsearch.build import build_index  # noqa: E402
-from astro_semsearch.build import build_index_dask  # noqa: E402
-from astro_semsearch.index import GalaxyIndex  # noqa: E402
-from astro_semsearch.index import ShardedIndex  # noqa: E402
+from astro_semsearch.build import (
+    build_index,  # noqa: E402
+    build_index_dask,  # noqa: E402
+)
+from astro_semsearch.index import (
+    GalaxyIndex,  # noqa: E402
+    ShardedIndex,  # noqa: E402
+)
 
 N = 12
 # distributed looks up this machine's IP (a harmless failed probe when sockets are blocked).

@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 from astropy.table import Table
+from fakes import BrightnessModel
 
+from astro_semsearch.datasets import GZ2_COLUMNS, split_of
 from astro_semsearch.evaluation import (
     CLASSES,
     evaluate,
@@ -16,8 +18,6 @@ from astro_semsearch.evaluation import (
     to_markdown,
     to_rst,
 )
-from astro_semsearch.datasets import GZ2_COLUMNS, split_of
-from fakes import BrightnessModel
 
 # ---------------------------------------------------------------------------
 # Pure metrics against hand-worked examples

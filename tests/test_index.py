@@ -15,11 +15,10 @@ import pytest
 from astropy import units as u
 from astropy.table import QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
-
-from astro_semsearch.index import galaxy_index, kinds, storage
-from astro_semsearch.exceptions import IndexIntegrityError, ModelMismatchError
-from astro_semsearch.index import GalaxyIndex, load_index
 from fakes import ModelRecord
+
+from astro_semsearch.exceptions import IndexIntegrityError, ModelMismatchError
+from astro_semsearch.index import GalaxyIndex, galaxy_index, kinds, load_index, storage
 
 
 def clustered(n, dim, seed=0, n_clusters=20):

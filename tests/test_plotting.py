@@ -10,17 +10,17 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")  # plotting needs it (the [plot]/test extras)
 matplotlib.use("Agg")  # no display in CI; plot_results itself never touches pyplot
 
+import legacy_server as _server  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from astropy import units as u  # noqa: E402
 from astropy.table import Table  # noqa: E402
 from astropy.utils.exceptions import AstropyUserWarning  # noqa: E402
+from fakes import MeanColourModel
 from PIL import Image  # noqa: E402
 
-import legacy_server as _server  # noqa: E402
 from astro_semsearch.plotting import plot_results  # noqa: E402
 from astro_semsearch.thumbnails import result_images  # noqa: E402
-from fakes import MeanColourModel
 
 legacy_server = _server.legacy_server  # the fixture (tests/legacy_server.py)
 

@@ -8,17 +8,17 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 
+import legacy_server as _server
 import numpy as np
 import pytest
 from astropy import units as u
 from astropy.table import Table
+from fakes import MeanColourModel
 from PIL import Image
 
 import astro_semsearch.thumbnails  # noqa: F401  (imports astroquery, which reroutes warnings, before any test)
-import legacy_server as _server
 from astro_semsearch.report import FORMAT, write_html
 from astro_semsearch.search import viewer_urls
-from fakes import MeanColourModel
 
 legacy_server = _server.legacy_server  # the fixture (tests/legacy_server.py)
 

@@ -13,11 +13,11 @@ import pytest
 from astropy import units as u
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
+from fakes import BrightnessModel, WordModel, unit
 
 from astro_semsearch import semantic_search, similar_to
 from astro_semsearch.evaluation import evaluate, ndcg_at_k, parse_reranker, recall_at_k
 from astro_semsearch.index import GalaxyIndex
-from fakes import BrightnessModel, WordModel, unit
 from astro_semsearch.rerank import (
     ExpansionReranker,
     FeedbackReranker,
@@ -327,6 +327,22 @@ def test_rerank_rebuilds_the_query_from_the_meta(setup):
     a = rerank(hits, "galaxidnet", query="spiral", index=index, model=model)
     b = rerank(hits, "galaxidnet", query=model.text_vector("spiral"), index=index)
     assert a["object_id"].tolist() == b["object_id"].tolist()
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.4, 1.0])
+def test_rerank_sees_exactly_the_query_the_search_used(setup, weight):
+    """The vector rebuilt from the meta is the search's own, even for negative_weight=0 (not a default)."""
+    index, model, _ = setup
+    hits = semantic_search("spiral", k=8, index=index, model=model, min_separation=None, negative="bar",
+                           negative_weight=weight)
+    rr = ColumnReranker()
+    rerank(hits, rr, index=index, model=model)  # no query given: rebuilt from the meta
+    expected = unit(unit(model.text_vector("spiral")) - weight * model.text_vector("bar"))
+    np.testing.assert_allclose(rr.calls[0][0].vector, expected, rtol=0, atol=1e-6)
+    assert hits.meta["astro_semsearch"]["negative_weight"] == weight
+    # the search's scores are the cosine with that same vector
+    rows = index.rows_of(hits["object_id"])
+    np.testing.assert_allclose(hits["score"], index.vectors(rows) @ expected, rtol=0, atol=1e-5)
 
 
 def test_rerank_needs_the_candidates_in_the_index(setup):

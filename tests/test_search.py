@@ -6,6 +6,7 @@ one test at the end runs the real `GalaxyModel` architecture end to end.
 """
 from __future__ import annotations
 
+import legacy_server as _server
 import numpy as np
 import pytest
 from astropy import units as u
@@ -13,13 +14,12 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
+from fakes import WordModel, unit
 
 import astro_semsearch.model
-import legacy_server as _server
 from astro_semsearch import semantic_search, similar_to
 from astro_semsearch.exceptions import ModelMismatchError, TargetNotFoundError
 from astro_semsearch.index import GalaxyIndex
-from fakes import WordModel, unit
 
 legacy_server = _server.legacy_server  # the fixture (tests/legacy_server.py)
 

@@ -6,8 +6,7 @@ import pytest
 from astropy.table import Table
 
 from astro_semsearch.exceptions import IndexIntegrityError, ModelMismatchError
-from astro_semsearch.index import GalaxyIndex
-from astro_semsearch.index import SHARDS_FILE, ShardedIndex, healpix_pixels, is_sharded
+from astro_semsearch.index import SHARDS_FILE, GalaxyIndex, ShardedIndex, healpix_pixels, is_sharded
 
 DIM = 16
 

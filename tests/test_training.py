@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+import astro_semsearch.training.train as train_mod
+from astro_semsearch.datasets import GZ2_COLUMNS, load_gz2, load_images, split_of
 from astro_semsearch.model import GalaxyModel
 from astro_semsearch.training import augment as aug_mod
-import astro_semsearch.training.train as train_mod
 from astro_semsearch.training import stages
-from astro_semsearch.datasets import GZ2_COLUMNS, load_gz2, load_images, split_of
 
 N_GAL = 32
 N_VAL = 6  # validation-split galaxies: never trained on, the monitor's gallery

@@ -23,13 +23,14 @@ from astropy.utils.exceptions import AstropyUserWarning
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
+from fakes import WordModel  # noqa: E402
+
 from astro_semsearch.exceptions import ModelLoadError  # noqa: E402
 from astro_semsearch.index import GalaxyIndex  # noqa: E402
 from astro_semsearch.rerank import RerankQuery, rerank  # noqa: E402
+from astro_semsearch.rerank.vlm import DEFAULT_QUESTION, VLMReranker  # noqa: E402
 from astro_semsearch.search import semantic_search  # noqa: E402
 from astro_semsearch.thumbnails import result_images  # noqa: E402
-from fakes import WordModel  # noqa: E402
-from astro_semsearch.rerank.vlm import DEFAULT_QUESTION, VLMReranker  # noqa: E402
 
 WORDS = (
     "user assistant : does this image show a ring galaxy galaxies spiral lens strong blue arc with bright around "
@@ -430,9 +431,8 @@ def ToySearchModel():
 
 
 def test_evaluate_vlm_follows_the_evaluate_protocol(fake_gz2, llava):
-    from astro_semsearch.evaluation import evaluate, ndcg_at_k
     from astro_semsearch.datasets import load_gz2, load_images
-    from astro_semsearch.evaluation import evaluate_vlm
+    from astro_semsearch.evaluation import evaluate, evaluate_vlm, ndcg_at_k
 
     toy = ToySearchModel()
     queries = {"ring": ["galaxy with a ring", "a ring galaxy"]}

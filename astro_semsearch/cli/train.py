@@ -9,9 +9,13 @@ DEFAULT_CONFIG_PATH = "astro_semsearch/training/default_config.toml"
 
 
 def _cli(args) -> int:
+    from ..training.config import load_config
     from ..training.train import train
 
-    path = train(args.config, args.out, resume=args.resume, device=args.device)
+    config = load_config(args.config)
+    if args.data:
+        config["data"]["gz2_root"] = args.data
+    path = train(config, args.out, resume=args.resume, device=args.device)
     print(path)
     return 0
 
@@ -25,6 +29,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--config", default=None,
                    help=f"TOML config (default: the shipped {DEFAULT_CONFIG_PATH})")
     p.add_argument("--out", required=True, help="output directory (checkpoints, log, model/)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="Galaxy Zoo 2 directory (labels.csv + images/); default: the config's [data] gz2_root, "
+                        "else conf.gz2_root")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the last checkpoint in --out (default: yes)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")

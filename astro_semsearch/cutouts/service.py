@@ -25,6 +25,7 @@ from astropy.table import Table
 from astroquery.query import BaseQuery
 
 from .._io import progress as _progress
+from .._validate import check_int
 from ..catalog import as_skycoord
 from ..config import conf
 from ..exceptions import CutoutError, InvalidInputError, InvalidTypeError
@@ -43,9 +44,8 @@ _MAX_RETRY_AFTER = 600.0  # never sleep longer than this for one Retry-After
 
 
 def _check_size_pixscale(size, pixscale) -> tuple[int, float]:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise InvalidTypeError(f"size must be an integer number of pixels, got {size!r}")
-    if not 1 <= int(size) <= MAX_SIZE:
+    size = check_int(size, "size")
+    if size > MAX_SIZE:
         raise InvalidInputError(
             f"size must be between 1 and {MAX_SIZE} pixels, got {size} "
             f"(the Legacy Survey viewer would silently clamp it at {MAX_SIZE})"
@@ -223,6 +223,14 @@ class CutoutService(BaseQuery):
         if get_query_payload:
             return params
         return self._request("GET", self._endpoint(format), params=params, timeout=conf.timeout, cache=False)
+
+    def cache_key(self, coordinate, *, size: int = 256, pixscale=0.262, layer: str | None = None,
+                  bands: str = "grz", format: str = "fits") -> str:
+        """The URL a cutout is requested at, which is also its key in astropy's download cache."""
+        params = self.get_cutout_async(coordinate, size=size, pixscale=pixscale, layer=layer, bands=bands,
+                                       format=format, get_query_payload=True)
+        format = "jpeg" if str(format).lower() in ("jpeg", "jpg") else "fits"
+        return self._endpoint(format) + "?" + urllib.parse.urlencode(params)
 
     def get_cutout(self, coordinate, *, size: int = 256, pixscale=0.262, layer: str | None = None,
                    bands: str = "grz", format: str = "fits", cache: bool = True):

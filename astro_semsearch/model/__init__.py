@@ -26,7 +26,7 @@ Examples
 """
 from .galclip import DEFAULT_CONFIG, MODELS_DIR, GalaxyModel, load_model
 from .networks import ImageEncoder, ResidualHead
-from .text import encode_sentences, minilm_sha256
+from .text import clear_text_cache, encode_sentences, minilm_sha256
 
-__all__ = ["GalaxyModel", "load_model", "DEFAULT_CONFIG", "MODELS_DIR", "encode_sentences", "minilm_sha256",
+__all__ = ["GalaxyModel", "load_model", "DEFAULT_CONFIG", "MODELS_DIR", "encode_sentences", "clear_text_cache", "minilm_sha256",
            "ImageEncoder", "ResidualHead"]

@@ -21,7 +21,7 @@ from .._io import progress as _progress
 from .._io import sha256_file
 from ..exceptions import ModelLoadError
 
-__all__ = ["encode_sentences", "minilm_sha256", "TEXT_MODEL_NAME", "TEXT_DIM"]
+__all__ = ["encode_sentences", "clear_text_cache", "minilm_sha256", "TEXT_MODEL_NAME", "TEXT_DIM"]
 
 TEXT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 TEXT_DIM = 384
@@ -106,3 +106,8 @@ def encode_sentences(texts: Sequence[str], batch_size: int = 256, max_length: in
         while len(_SENTENCE_CACHE) > 512:
             _SENTENCE_CACHE.popitem(last=False)
     return out
+
+
+def clear_text_cache() -> None:
+    """Forget the remembered MiniLM features of recent queries (e.g. to time a query that is new)."""
+    _SENTENCE_CACHE.clear()

@@ -52,6 +52,7 @@ import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
 
 from .._io import progress
+from .._validate import check_int
 from ..exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
 from ..search import Query, Reranker
 
@@ -269,10 +270,9 @@ class VLMReranker(Reranker):
             )
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("question must be a non-empty string, e.g. 'Does this image show {query}?'")
-        if int(batch_size) < 1:
-            raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
-        if max_image_size is not None and int(max_image_size) < 8:
-            raise InvalidInputError(f"max_image_size must be at least 8 pixels (or None), got {max_image_size}")
+        batch_size = check_int(batch_size, "batch_size")
+        if max_image_size is not None:
+            check_int(max_image_size, "max_image_size", minimum=8)
         if len(answers) != 2 or not all(isinstance(a, str) and a.strip() for a in answers):
             raise InvalidInputError(f"answers must be two non-empty words (positive, negative), got {answers!r}")
         self.question = question

@@ -1,18 +1,17 @@
 """The model card written next to a trained model: architecture, data and terms, training, metrics."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from .._io import sha256_file
+from ..datasets import data_root
 from .config import to_toml
 
 __all__ = ["model_card"]
 
 
 def model_card(cfg: dict, log: dict, model) -> str:
-    labels = Path(cfg["data"]["gz2_root"]) / "labels.csv"
+    labels = data_root(cfg["data"]["gz2_root"], "gz2_root", "Galaxy Zoo 2") / "labels.csv"
     try:
         labels_sha = sha256_file(labels)
     except OSError:
