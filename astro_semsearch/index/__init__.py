@@ -11,15 +11,10 @@
 
 Examples
 --------
->>> import numpy as np
->>> from astropy.table import Table
->>> from astro_semsearch.index import GalaxyIndex
->>> rng = np.random.default_rng(0)
->>> index = GalaxyIndex.build(rng.normal(size=(20, 8)),
-...                           Table({"object_id": [f"G{i}" for i in range(20)],
-...                                  "ra": rng.uniform(0, 360, 20), "dec": rng.uniform(-60, 60, 20)}))
->>> len(index)
-20
+>>> from astro_semsearch.index import open_index
+>>> index = open_index()          # the default index shipped with the package
+>>> index.ntotal > 0, index.manifest["model"]["name"] is not None
+(True, True)
 """
 from .galaxy_index import GalaxyIndex
 from .open import is_index, load_index, load_sharded_index, open_index

@@ -63,13 +63,13 @@ import numpy as np
 from astropy.table import Table, vstack
 from astropy.utils.exceptions import AstropyUserWarning
 
-from .._io import read_json, sha256_file
+from .._io import sha256_file
 from .._validate import check_int
 from ..exceptions import IndexIntegrityError, InvalidInputError, ModelMismatchError
 from ._checks import as_unit_matrix
 from .galaxy_index import GalaxyIndex
 from .sharding import SHARDS_FILE, SHARDS_FORMAT_VERSION, ShardWriter, healpix_pixels, is_sharded
-from .storage import MANIFEST_FILE
+from .storage import MANIFEST_FILE, read_manifest
 
 __all__ = ["ShardedIndex", "is_sharded", "healpix_pixels", "SHARDS_FILE"]
 
@@ -126,14 +126,7 @@ class ShardedIndex(ShardWriter):
             shard's manifest differs from the one recorded.
         """
         directory = Path(directory)
-        mpath = directory / SHARDS_FILE
-        if not mpath.is_file():
-            raise IndexIntegrityError(f"{directory} is not a sharded index: {SHARDS_FILE} is missing")
-        manifest = read_json(mpath, IndexIntegrityError)
-        if manifest.get("format_version") != SHARDS_FORMAT_VERSION:
-            raise IndexIntegrityError(
-                f"{mpath}: sharded format version {manifest.get('format_version')!r} is not supported "
-                f"(this package reads version {SHARDS_FORMAT_VERSION})")
+        manifest = read_manifest(directory, SHARDS_FILE, SHARDS_FORMAT_VERSION, "sharded index")
         shards = []
         for rec in manifest.get("shards", []):
             sdir = directory / rec["directory"]

@@ -152,17 +152,18 @@ def _check_files(directory: Path, manifest: dict, verify: bool) -> None:
             raise IndexIntegrityError(f"index file {fn} fails its sha256 check (tampered or corrupted): {path}")
 
 
-def read_manifest(directory: str | os.PathLike) -> dict:
-    """The manifest of an index directory, with its format version checked."""
+def read_manifest(directory: str | os.PathLike, name: str = MANIFEST_FILE, version: int = FORMAT_VERSION,
+                  what: str = "index") -> dict:
+    """The JSON manifest ``name`` of an index directory, with its format version checked."""
     directory = Path(directory)
-    manifest_path = directory / MANIFEST_FILE
+    manifest_path = directory / name
     if not manifest_path.is_file():
-        raise IndexIntegrityError(f"{directory} is not an astro_semsearch index: {MANIFEST_FILE} is missing")
+        raise IndexIntegrityError(f"{directory} is not an astro_semsearch {what}: {name} is missing")
     manifest = read_json(manifest_path, IndexIntegrityError)
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") != version:
         raise IndexIntegrityError(
-            f"{directory}: index format version {manifest.get('format_version')!r} is not supported "
-            f"(this package reads version {FORMAT_VERSION})"
+            f"{manifest_path}: {what} format version {manifest.get('format_version')!r} is not supported "
+            f"(this package reads version {version})"
         )
     return manifest
 

@@ -1,12 +1,8 @@
 """The re-rankers: a second, more careful score for the top of a search result.
 
-A search ranks the whole index by one cosine similarity. A *re-ranker* looks
-again at the first ``top_n`` hits only and gives each a new score; `rerank`
-re-orders those rows by it. The result table keeps the search's ``score``,
-adds ``rerank_score`` (masked where a row was not re-ranked) and
-``search_rank`` (the rank the search gave), renumbers ``rank``, and records in
-``meta["astro_semsearch"]["rerank"]`` which re-ranker ran, with which
-parameters, on how many rows and how long it took.
+A re-ranker looks again at the first hits of a search and gives each a new
+score (`astro_semsearch.search.reranking` describes what `rerank` does to
+the result table). These are the package's own re-rankers:
 
 Re-rankers
 ----------

@@ -309,11 +309,3 @@ class _Run:
         _json_dump(self.out / "training_log.json", self.log)
         print(f"model saved to {final} (sha256 {model.fingerprint[:12]}...)")
         return final
-
-
-def _model_config(cfg: dict, mean, std) -> dict:
-    m = cfg["model"]
-    return {"name": m["name"], "dim": int(m["dim"]), "image_size": int(m["image_size"]),
-            "crop_fraction": float(m["crop_fraction"]), "stem_channels": int(m["stem_channels"]),
-            "channels": [int(c) for c in m["channels"]], "head_hidden": int(m["head_hidden"]),
-            "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
