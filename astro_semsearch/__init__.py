@@ -45,6 +45,7 @@ _LAZY = {
     "result_images": "thumbnails",
     "feedback_search": "rerank",
     "draw_symbol": "sketch",
+    "NoGoodMatchWarning": "exceptions",
 }
 
 __all__ = ["conf", "__version__", "__citation__", "__bibtex__", *_LAZY]

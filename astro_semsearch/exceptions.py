@@ -6,6 +6,8 @@ Every error is a subclass of a builtin (`ValueError`, `TypeError`,
 tell an error about its input from a bug. Each message names the problem.
 """
 
+from astropy.utils.exceptions import AstropyUserWarning
+
 __all__ = [
     "AstroSemsearchError",
     "InvalidInputError",
@@ -16,6 +18,7 @@ __all__ = [
     "ModelLoadError",
     "TargetNotFoundError",
     "CutoutError",
+    "NoGoodMatchWarning",
 ]
 
 
@@ -53,3 +56,12 @@ class TargetNotFoundError(AstroSemsearchError, ValueError):
 
 class CutoutError(AstroSemsearchError, OSError):
     """A cutout could not be fetched (server error, time-out, corrupt body)."""
+
+
+class NoGoodMatchWarning(AstropyUserWarning):
+    """Nothing in the index matches the query better than the index's background does.
+
+    Off-topic text ("a photo of my cat"), or a real concept the index holds no
+    example of ("strong lens arcs" on an index without lenses). The results
+    are returned anyway; ``meta["astro_semsearch"]["match"]`` says why.
+    """

@@ -64,7 +64,13 @@ def test_text_search_matches_brute_force(setup):
     order, s = brute(vecs, model.text_vector("ring galaxy"))
     assert list(hits["object_id"]) == [f"G{i:03d}" for i in order[:10]]
     np.testing.assert_allclose(hits["score"], s[order[:10]], atol=1e-5)
-    assert hits.colnames == ["rank", "object_id", "ra", "dec", "score", "mag_r", "viewer_url"]
+    assert hits.colnames == ["rank", "object_id", "ra", "dec", "score", "percentile", "excess", "mag_r",
+                             "viewer_url"]
+    # against the whole index (small enough to be its own background): rank and margin, by hand
+    all_scores = vecs @ unit(model.text_vector("ring galaxy"))
+    top = s[order[:10]]
+    np.testing.assert_allclose(hits["percentile"], [100 * np.mean(all_scores < v - 1e-6) for v in top], atol=1.5)
+    np.testing.assert_allclose(hits["excess"], top - np.median(all_scores), atol=1e-5)
     ra0, dec0 = hits["ra"][0], hits["dec"][0]
     assert hits["viewer_url"][0].endswith(f"?ra={ra0:.6f}&dec={dec0:.6f}&layer=ls-dr10&zoom=16")
     assert list(hits["rank"]) == list(range(1, 11))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -79,10 +79,15 @@ def _want_lens(wanted: set[str]) -> bool:
 
 
 def class_pools(model, wanted: set[str], *, gz2_root, decals_root, split: str, seed: int, lens_fraction: float,
-                batch_size: int, progress: bool, rng: np.random.Generator) -> Iterator[Pool]:
-    """The pools of the classes in ``wanted``, in table order (classes without data are skipped)."""
-    want_gz2 = any(c.source == "gz2" and c.id in wanted for c in CLASSES)
-    want_lens = _want_lens(wanted)
+                batch_size: int, progress: bool, rng: np.random.Generator,
+                extra: Sequence[EvalClass] = ()) -> Iterator[Pool]:
+    """The pools of the classes in ``wanted``, in table order, then of the ``extra`` Galaxy Zoo classes.
+
+    Classes without data are skipped.
+    """
+    want_lens = _want_lens(wanted)  # may drop the injected-lens class (no lenstronomy)
+    classes = [c for c in CLASSES if c.id in wanted] + list(extra)
+    want_gz2 = any(c.source == "gz2" for c in classes)
     gz2 = in_split = images = emb_all = None
     pos: dict[int, int] = {}
     host = None
@@ -101,9 +106,7 @@ def class_pools(model, wanted: set[str], *, gz2_root, decals_root, split: str, s
                   else np.zeros((0, PRELOAD_SIZE, PRELOAD_SIZE, 3), np.uint8))
         emb_all = _embed(model, images, batch_size, progress)
         pos = {r: i for i, r in enumerate(rows)}  # table row -> embedding row
-    for c in CLASSES:
-        if c.id not in wanted:
-            continue
+    for c in classes:
         if c.source == "gz2":
             idx, rel = gz2_pool(gz2, c, in_split)
             emb = emb_all[[pos[i] for i in idx]] if len(idx) else np.zeros((0, model.dim), np.float32)

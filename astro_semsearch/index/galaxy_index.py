@@ -50,6 +50,7 @@ from ._checks import as_unit_matrix, gather_rows, normalise_catalog
 from .archive import fetch_archive
 from .kinds import faiss, new_faiss_index, pq_training_need, set_search_knobs, train, training_sample
 from .merge import write_merged
+from .sampling import BackgroundSample
 from .storage import decode_bytes_columns, model_record, new_manifest, read_index, write_index
 
 __all__ = ["GalaxyIndex"]
@@ -59,7 +60,7 @@ __all__ = ["GalaxyIndex"]
 EXACT_SUBSET_LIMIT = 50_000
 
 
-class GalaxyIndex:
+class GalaxyIndex(BackgroundSample):
     """Embeddings of galaxies, searchable by cosine similarity, with their catalogue.
 
     Build one with `GalaxyIndex.build` (or `astro_semsearch.build_index`,
@@ -197,6 +198,7 @@ class GalaxyIndex:
             self.table = vstack([old, cat[old.colnames]], join_type="exact", metadata_conflicts="silent")
             self._id_order = None
             self._skycoord = None
+            self._background = None
             self.manifest["count"] = int(self._index.ntotal)
             self.manifest["files"] = {}  # no longer describes a saved state
 

@@ -68,13 +68,14 @@ from .._validate import check_int
 from ..exceptions import IndexIntegrityError, InvalidInputError, ModelMismatchError
 from ._checks import as_unit_matrix
 from .galaxy_index import GalaxyIndex
+from .sampling import BackgroundSample
 from .sharding import SHARDS_FILE, SHARDS_FORMAT_VERSION, ShardWriter, healpix_pixels, is_sharded
 from .storage import MANIFEST_FILE, read_manifest
 
 __all__ = ["ShardedIndex", "is_sharded", "healpix_pixels", "SHARDS_FILE"]
 
 
-class ShardedIndex(ShardWriter):
+class ShardedIndex(ShardWriter, BackgroundSample):
     """A directory of `GalaxyIndex` shards searched in parallel as one index.
 
     Create one with `ShardedIndex.build` (from embeddings), `ShardedIndex.create`
@@ -147,6 +148,7 @@ class ShardedIndex(ShardWriter):
         self._id_order = None
         self._offsets = self._compute_offsets()
         self._skycoord = None
+        self._background = None
 
     def _pixels(self) -> dict[int, int]:
         return {int(r["healpix_pixel"]): i for i, r in enumerate(self.manifest["shards"]) if "healpix_pixel" in r}

@@ -29,6 +29,7 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "MODEL_CARD.md"
+BANK_FILE = "text_bank.safetensors"
 
 #: Architecture defaults; a model's ``config`` overrides them.
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -111,6 +112,9 @@ class GalaxyModel(nn.Module):
         # CLIP's learnable temperature, stored as log(1/T), starting at T=0.07.
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self._fingerprint: str | None = None
+        #: MiniLM features (float16, unit rows) of the phrases the model was trained on, or None
+        #: (`text_similarity`: how close a query is to what the model knows).
+        self.text_bank: np.ndarray | None = None
         self.eval()
 
     # ---- construction
@@ -244,6 +248,19 @@ class GalaxyModel(nn.Module):
             self.train(was_training)
         return out.float().cpu().numpy()
 
+    def text_similarity(self, texts: str | Sequence[str]) -> np.ndarray | None:
+        """How close each text is to the phrases the model was trained on: the largest cosine
+        similarity of its MiniLM features to `text_bank` (None when the model has no bank).
+
+        Off-topic text ("a photo of my cat") scores low; a description of a
+        galaxy scores high, however it is worded.
+        """
+        if self.text_bank is None:
+            return None
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        feats = encode_sentences(texts, max_length=int(self.config["text_max_length"]))
+        return (feats @ self.text_bank.astype(np.float32).T).max(axis=1)
+
     # ---- persistence
     def save(self, directory: str | os.PathLike, model_card: str | None = None, overwrite: bool = True) -> Path:
         """Write ``model.safetensors``, ``config.json`` (and ``MODEL_CARD.md``) atomically.
@@ -260,6 +277,12 @@ class GalaxyModel(nn.Module):
                 cfg["text_model_sha256"] = minilm_sha256()
             except Exception:  # noqa: BLE001 - recorded when available
                 pass
+        bank = None
+        if self.text_bank is not None:
+            from safetensors.numpy import save as np_save
+
+            bank = np_save({"bank": np.ascontiguousarray(self.text_bank, dtype=np.float16)})
+            cfg["text_bank_sha256"] = hashlib.sha256(bank).hexdigest()
         directory = Path(directory)
         with atomic_directory(directory, overwrite=overwrite) as tmp:
             umask = os.umask(0)
@@ -271,6 +294,8 @@ class GalaxyModel(nn.Module):
                 (tmp / CARD_FILE).write_text(model_card, encoding="utf-8")
             elif (directory / CARD_FILE).is_file():  # keep an existing card
                 (tmp / CARD_FILE).write_bytes((directory / CARD_FILE).read_bytes())
+            if bank is not None:
+                (tmp / BANK_FILE).write_bytes(bank)
         self.config = cfg
         self._fingerprint = digest
         return directory
@@ -328,6 +353,7 @@ class GalaxyModel(nn.Module):
         model.load_state_dict(state)
         model.eval()
         model._fingerprint = digest
+        model.text_bank = _load_bank(directory / BANK_FILE, cfg.get("text_bank_sha256"))
         if check_text_model and cfg.get("text_model_sha256"):
             try:
                 have = minilm_sha256()
@@ -341,6 +367,26 @@ class GalaxyModel(nn.Module):
                     RuntimeWarning, stacklevel=2,
                 )
         return model
+
+
+def _load_bank(path: Path, expected: str | None) -> np.ndarray | None:
+    """The model's text bank, checked against the sha256 its config records (None if there is none)."""
+    if not path.is_file():
+        if expected:
+            raise ModelLoadError(f"model file missing: {path} (config.json records a text bank)")
+        return None
+    data = path.read_bytes()
+    if expected and hashlib.sha256(data).hexdigest() != expected:
+        raise ModelLoadError(f"{path} is corrupt or altered: its sha256 does not match config.json")
+    from safetensors.numpy import load as np_load
+
+    try:
+        bank = np_load(data)["bank"]
+    except Exception as err:  # noqa: BLE001 - any decoding failure is a corrupt file
+        raise ModelLoadError(f"{path} is not a valid text bank: {err}") from err
+    if bank.ndim != 2:
+        raise ModelLoadError(f"{path} holds an array of shape {bank.shape}, not (n, {TEXT_DIM})")
+    return bank
 
 
 _CACHE: dict[Path, GalaxyModel] = {}

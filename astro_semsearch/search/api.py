@@ -33,17 +33,20 @@ Examples
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 from astropy import units as u
 from astropy.table import Table
 
 from .._validate import check_angle, check_bool, check_int, check_number, check_texts
+from ..exceptions import NoGoodMatchWarning
 from ..index import open_index
 from .engine import LazyModel, index_provenance, model_provenance, ranked, region_rows, resolve_model, result_table
 from .query import Query
 from .reranking import get_reranker
 from .reranking import rerank as _rerank
+from .scores import match_verdict
 from .targets import resolve_target
 
 __all__ = ["semantic_search", "similar_to"]
@@ -63,6 +66,7 @@ def semantic_search(
     region=None,
     rerank=None,
     rerank_top_n: int = 100,
+    negation: bool = True,
 ) -> Table:
     """Find the galaxies whose images best match a description.
 
@@ -100,6 +104,12 @@ def semantic_search(
         `astro_semsearch.search.rerank`.
     rerank_top_n : int
         How many hits the re-ranker sees (at least ``k`` are fetched).
+    negation : bool
+        Understand negations in ``query``: "galaxy without a ring",
+        "unbarred spiral", "not edge-on", "non-elliptical" search for what is
+        left, away from the negated feature (as ``negative=`` would, with
+        ``negative_weight``); see `astro_semsearch.search.negation`. The
+        parsed negatives are recorded in ``meta`` (``parsed_negative``).
 
     Returns
     -------
@@ -135,7 +145,8 @@ def semantic_search(
         like_vec, like_desc = target.vector, target.description
         like_id = None if target.row is None else str(index.object_ids([target.row])[0])
     q = Query.from_text(model, query, negative=negative, negative_weight=negative_weight, like_vector=like_vec,
-                        like=like_desc, like_weight=like_weight, example_object_id=like_id)
+                        like=like_desc, like_weight=like_weight, example_object_id=like_id,
+                        negation=check_bool(negation, "negation"))
     fetch = k
     if reranker is not None:
         # Over-fetch so the re-ranker sees rerank_top_n candidates (no more than the index can give).
@@ -145,7 +156,8 @@ def semantic_search(
     meta = {"function": "semantic_search", **q.to_meta(), "k": k,
             "min_separation_arcsec": None if min_sep is None else float(min_sep.value),
             "model": model_provenance(index, model), "index": index_provenance(index)}
-    table = result_table(index, scores, rows, meta)
+    table = result_table(index, scores, rows, meta, q.vector)
+    _match(table, model, q)
     if reranker is not None and len(table):
         table = _rerank(table, reranker, top_n=rerank_top_n, query=q, index=index, model=model)[: min(k, len(table))]
     return table
@@ -217,4 +229,14 @@ def similar_to(
             "model": model_provenance(index, lazy.loaded), "index": index_provenance(index)}
     if oid is None:  # not in the index: keep the vector so the search can be re-ranked or repeated
         meta["vector"] = q.to_meta()["vector"]
-    return result_table(index, scores, rows, meta)
+    return result_table(index, scores, rows, meta, q.vector)
+
+
+def _match(table: Table, model, q: Query) -> None:
+    """Record whether anything matched (meta["match"]) and warn when nothing did."""
+    verdict = match_verdict(model, q.text, float(table["excess"][0]) if len(table) else None)
+    table.meta["astro_semsearch"]["match"] = verdict
+    if not verdict["good"]:
+        warnings.warn(f"no good match for {q.text!r}: " + "; ".join(verdict["reasons"])
+                      + " (the hits are returned anyway; see meta['astro_semsearch']['match'])",
+                      NoGoodMatchWarning, stacklevel=3)

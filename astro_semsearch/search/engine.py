@@ -22,6 +22,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .._validate import check_angle
 from ..cutouts import viewer_urls
 from ..exceptions import InvalidInputError, InvalidTypeError
+from .scores import background_scores, hit_statistics
 
 if TYPE_CHECKING:  # annotations only
     from ..index import GalaxyIndex
@@ -172,7 +173,9 @@ def model_provenance(index: GalaxyIndex, model) -> dict:
     return {"name": recorded.get("name"), "sha256": recorded.get("fingerprint")}
 
 
-def result_table(index: GalaxyIndex, scores, rows, meta: dict) -> Table:
+def result_table(index: GalaxyIndex, scores, rows, meta: dict, qvec: np.ndarray | None = None) -> Table:
+    """The result table: rank, object_id, ra, dec, score (and, with ``qvec``, percentile and excess against
+    the index's background, `astro_semsearch.search.scores`), the catalogue columns, viewer_url."""
     from .. import __version__
 
     cat = index.catalog(rows)
@@ -183,8 +186,17 @@ def result_table(index: GalaxyIndex, scores, rows, meta: dict) -> Table:
     out["dec"] = Table.Column(np.asarray(cat["dec"], dtype=np.float64), unit=u.deg, format=".6f")
     out["score"] = Table.Column(np.asarray(scores, dtype=np.float64), format=".4f",
                                 description="cosine similarity to the query (1 = identical direction)")
+    if qvec is not None:
+        background = background_scores(index, qvec)
+        percentile, excess = hit_statistics(background, out["score"])
+        out["percentile"] = Table.Column(percentile, format=".2f",
+                                         description="% of the index's galaxies that score lower for this query")
+        out["excess"] = Table.Column(excess, format=".4f",
+                                     description="score minus the median score of the index's galaxies")
+        meta = {**meta, "background": {"n": int(background.size), "median": round(float(np.median(background)), 6)
+                                       if background.size else None}}
     for name in cat.colnames:
-        if name not in ("object_id", "ra", "dec", "viewer_url"):
+        if name not in ("object_id", "ra", "dec", "viewer_url", "percentile", "excess"):
             out[name] = cat[name]
     out["viewer_url"] = Table.Column(viewer_urls(out["ra"], out["dec"]),
                                      description="Legacy Survey sky viewer centred on the galaxy")

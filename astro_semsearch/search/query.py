@@ -28,6 +28,7 @@ import numpy as np
 
 from .._validate import check_number, check_texts, unit_vector
 from ..exceptions import InvalidInputError
+from .negation import split_negation
 
 __all__ = ["Query", "query_vector"]
 
@@ -79,6 +80,10 @@ class Query:
     example_object_id : str, optional
         The example's ``object_id`` when it is an indexed galaxy (then the
         query can be rebuilt from the index alone).
+    parsed_negative : list of str, optional
+        What `~astro_semsearch.search.negation.split_negation` took out of
+        the phrasings ("galaxy without a ring" -> ``["ring"]``); searched
+        like ``negative``. None when negation parsing was off.
     """
 
     text: list[str] | None
@@ -88,6 +93,7 @@ class Query:
     like: str | None = None
     like_weight: float | None = None
     example_object_id: str | None = None
+    parsed_negative: list[str] | None = None
 
     def __post_init__(self):
         if isinstance(self.text, str):
@@ -101,19 +107,31 @@ class Query:
     # ------------------------------------------------------------------ building
     @classmethod
     def from_text(cls, model, text, *, negative=None, negative_weight: float = 0.5, like_vector=None,
-                  like: str | None = None, like_weight: float = 0.5, example_object_id: str | None = None
-                  ) -> "Query":
-        """Embed the words with ``model`` (and mix in an example embedding) into a `Query`."""
+                  like: str | None = None, like_weight: float = 0.5, example_object_id: str | None = None,
+                  negation: bool = True) -> "Query":
+        """Embed the words with ``model`` (and mix in an example embedding) into a `Query`.
+
+        With ``negation`` (the default) negated parts of the phrasings
+        ("without a ring", "unbarred") are searched as negatives
+        (`~astro_semsearch.search.negation.split_negation`).
+        """
         texts = check_texts(text, "query")
         negatives = check_texts(negative, "negative") if negative is not None else []
         negative_weight = check_number(negative_weight, "negative_weight", 0.0)
         like_weight = check_number(like_weight, "like_weight", 0.0, 1.0)
-        vec = query_vector(model, texts, negative=negatives, negative_weight=negative_weight,
+        wanted, parsed = texts, None
+        if negation:
+            split = [split_negation(t) for t in texts]
+            wanted = list(dict.fromkeys(w for w, _ in split))
+            parsed = [n for _, ns in split for n in ns]
+        vec = query_vector(model, wanted, negative=negatives + (parsed or []), negative_weight=negative_weight,
                            like_vector=like_vector, like_weight=like_weight)
-        return cls(texts, vec, negative=negatives or None, negative_weight=negative_weight if negatives else None,
+        return cls(texts, vec, negative=negatives or None,
+                   negative_weight=negative_weight if negatives or parsed else None,
                    like=like if like_vector is not None else None,
                    like_weight=like_weight if like_vector is not None else None,
-                   example_object_id=example_object_id if like_vector is not None else None)
+                   example_object_id=example_object_id if like_vector is not None else None,
+                   parsed_negative=parsed)
 
     @classmethod
     def from_example(cls, vector, description: str, example_object_id: str | None = None) -> "Query":
@@ -135,6 +153,9 @@ class Query:
                 "like": self.like if self.text is not None else None, "like_weight": self.like_weight}
         if self.example_object_id is not None:
             meta["example_object_id"] = self.example_object_id
+        if self.parsed_negative is not None:
+            meta["negation"] = True
+            meta["parsed_negative"] = list(self.parsed_negative)
         if self.text is None:
             meta["vector"] = [round(float(v), 7) for v in self.vector]
         return meta
@@ -177,4 +198,5 @@ class Query:
         like_weight = meta.get("like_weight")
         return cls.from_text(model, texts, negative=negative, negative_weight=0.5 if weight is None else weight,
                              like_vector=like_vector, like=meta.get("like"),
-                             like_weight=0.5 if like_weight is None else like_weight, example_object_id=oid)
+                             like_weight=0.5 if like_weight is None else like_weight, example_object_id=oid,
+                             negation=bool(meta.get("negation", False)))
