@@ -208,3 +208,46 @@ def test_gz2_pool_selects_voted_finite_split_rows():
     assert rel.tolist() == [0.2, 1.0]          # relevance clipped to [0, 1]
     rows, _ = gz2_pool(t, EvalClass("x", "x", "gz2", "Class8.1", needs_37=True), in_split)
     assert rows.tolist() == [0]               # only full-tree classifications
+
+
+def test_evaluate_wordings_mean_worst_and_negated(fake_data, tmp_path):
+    from astro_semsearch.datasets import load_gz2, load_images
+    from astro_semsearch.evaluation.wordings import evaluate_wordings
+
+    root, dec, val = fake_data
+    words = tmp_path / "w.toml"
+    words.write_text('''
+[[query]]
+class = "spiral"
+kind = "short"
+text = "spiral galaxy"
+[[query]]
+class = "spiral"
+kind = "one_word"
+text = "arms"
+[[query]]
+class = "spiral"
+kind = "negated"
+text = "galaxy without spiral arms"
+relevance = "Class4.2"
+opposite_positive = "smooth disk"
+[off_topic]
+phrases = ["a cat"]
+''')
+    model = OracleModel()
+    t = evaluate_wordings(model, wordings=words, gz2_root=root, decals_root=None, classes=["spiral"])
+    row = t[0]
+    assert row["class"] == "spiral" and row["n_wordings"] == 2
+    assert row["best"] == pytest.approx(1.0, abs=1e-3) and row["worst_wording"] == "arms"  # "arms" points the other way
+    assert row["worst"] < row["mean"] < row["best"] and row["worst_over_best"] == pytest.approx(row["worst"] / row["best"])
+    # the negated wording by hand: "galaxy" away from "spiral arms", ranked against Class4.2
+    gz2 = load_gz2(root)
+    in_val = np.isin(gz2["galaxy_id"], val)
+    emb = model.embed_images(load_images(list(gz2["path"][in_val]), size=80))
+    rel = np.clip(np.asarray(gz2["Class4.2"], float)[in_val], 0, 1)
+    q = np.array([0.0, 1.0]) - 0.5 * np.array([1.0, 0.0])
+    by_hand = ndcg_at_k(rel[np.argsort(-(emb @ (q / np.linalg.norm(q))), kind="stable")], rel, 10)
+    assert row["negated"] == pytest.approx(by_hand, abs=1e-6)
+    assert row["negated_ratio"] == pytest.approx(row["negated"] / row["opposite_positive"])
+    per = {r["text"]: r for r in t.meta["per_wording"]}
+    assert per["galaxy without spiral arms"]["kind"] == "negated"

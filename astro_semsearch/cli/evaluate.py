@@ -26,6 +26,17 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"  {cls:>26s}  {format_value(v):>6s}  {query}")
     print(f"model {table.meta['model']} ({table.meta['model_sha256'][:12]}), split {table.meta['split']}, "
           f"{table.meta['run_time_s']} s")
+    if args.wordings is not None:
+        from ..evaluation.wordings import evaluate_wordings
+
+        words = evaluate_wordings(args.model, wordings=args.wordings or None, gz2_root=args.data, decals_root=decals,
+                                  split=args.split, seed=args.seed, classes=args.classes, progress=not args.quiet)
+        print("\nwording robustness (nDCG@10 per wording; negated wordings against the opposite answer):")
+        words.pprint_all()
+        if args.out:
+            wout = Path(args.out).with_name(Path(args.out).stem + "_wordings.ecsv")
+            words.write(wout, format="ascii.ecsv", overwrite=True)
+            print(f"wrote {wout}", file=sys.stderr)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +65,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classes", nargs="+", default=None, metavar="ID",
                    help=f"only these class ids ({', '.join(c.id for c in CLASSES)})")
+    p.add_argument("--wordings", nargs="?", const="", default=None, metavar="TOML",
+                   help="also measure wording robustness on a wording set (default: the shipped "
+                        "eval_wordings.toml): mean and worst wording per class, negated wordings")
     p.add_argument("--per-query", action="store_true", help="also print the text nDCG@10 of every query phrasing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--rerank", nargs="+", default=None, metavar="NAME[:k=v,...]",

@@ -180,7 +180,7 @@ def _run(model, *, gz2_root, decals_root, split, queries, k_recall, seed, classe
     rng = np.random.default_rng(seed)
     # Text queries: embed every phrasing once.
     all_q = sorted({q for c in CLASSES if c.id in wanted for q in qmap.get(c.id, [])})
-    qvec = dict(zip(all_q, model.embed_text(all_q))) if all_q else {}
+    qvec = _query_vectors(model, all_q)
     results, cost = [], {}
     for pool in class_pools(model, wanted, gz2_root=gz2_root, decals_root=decals_root, split=split, seed=seed,
                             lens_fraction=lens_fraction, batch_size=batch_size, progress=progress, rng=rng):
@@ -193,6 +193,17 @@ def _run(model, *, gz2_root, decals_root, split, queries, k_recall, seed, classe
         row["class"], row["texts"] = pool.cls.name, list(texts)
         results.append(row)
     return model, wanted, rerankers, results, cost
+
+
+def _query_vectors(model, texts: list[str]) -> dict[str, np.ndarray]:
+    """Each phrasing's query vector, built as `~astro_semsearch.semantic_search` builds it (negation parsed)."""
+    from ..search import Query
+    from ..search.negation import split_negation
+
+    plain = [t for t in texts if not split_negation(t)[1]]
+    out = dict(zip(plain, model.embed_text(plain))) if plain else {}  # one batch for the usual case
+    out.update({t: Query.from_text(model, t).vector for t in texts if t not in out})
+    return out
 
 
 def _table(results: list[dict], columns: list[str]):

@@ -130,10 +130,10 @@ def evaluate_wordings(model=None, *, wordings=None, gz2_root=None, decals_root=N
             if target is None:
                 continue
             value = _ndcg(target, vec(q["text"]))
-            record = {"class": c.id, "kind": q.get("kind", ""), "text": q["text"], "ndcg10": round(value, 4)}
+            record = {"class": c.id, "kind": q.get("kind", ""), "text": q["text"], "ndcg10": value}
             if q.get("kind") == "negated":
                 record["opposite_positive"] = q.get("opposite_positive")
-                record["ndcg10_opposite_positive"] = (round(_ndcg(target, vec(q["opposite_positive"])), 4)
+                record["ndcg10_opposite_positive"] = (_ndcg(target, vec(q["opposite_positive"]))
                                                       if q.get("opposite_positive") else None)
             else:
                 scores.append((value, q["text"]))
@@ -155,6 +155,10 @@ def evaluate_wordings(model=None, *, wordings=None, gz2_root=None, decals_root=N
     table = Table(rows=rows, names=names, dtype=dtype) if rows else Table(names=names, dtype=dtype)
     for name in ("mean", "worst", "best", "worst_over_best", "negated", "opposite_positive", "negated_ratio"):
         table[name].format = ".3f"
+    for r in per:  # the meta carries 4 decimals
+        for key in ("ndcg10", "ndcg10_opposite_positive"):
+            if r.get(key) is not None:
+                r[key] = round(float(r[key]), 4)
     table.meta.update({"model": getattr(model, "name", ""), "model_sha256": getattr(model, "fingerprint", ""),
                        "split": split, "negation": bool(negation), "per_wording": per,
                        "wordings": str(wordings or DEFAULT_WORDINGS.name),
