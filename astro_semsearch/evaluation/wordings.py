@@ -26,7 +26,7 @@ from .metrics import ndcg_at_k
 from .pools import class_pools
 from .protocol import CLASSES, EvalClass
 
-__all__ = ["DEFAULT_WORDINGS", "load_wordings", "evaluate_wordings"]
+__all__ = ["DEFAULT_WORDINGS", "load_wordings", "evaluate_wordings", "flag_rates"]
 
 #: The wording set shipped with the package.
 DEFAULT_WORDINGS = Path(__file__).resolve().parent.parent / "data" / "eval_wordings.toml"
@@ -164,3 +164,46 @@ def evaluate_wordings(model=None, *, wordings=None, gz2_root=None, decals_root=N
                        "wordings": str(wordings or DEFAULT_WORDINGS.name),
                        "run_time_s": round(time.perf_counter() - t0, 1)})
     return table
+
+
+def flag_rates(model=None, *, wordings=None, index=None) -> dict:
+    """How often the match verdict flags the wording set's off-topic and on-topic phrases.
+
+    On-topic: every non-negated wording and the generic galaxy phrases. With
+    ``index`` the whole verdict of `~astro_semsearch.semantic_search` is used
+    (text and best-hit excess), else its text test alone.
+
+    Returns
+    -------
+    dict
+        ``off_topic_flagged``, ``on_topic_flagged`` (fractions), their counts,
+        and the phrases of each kind that were misjudged.
+    """
+    import warnings
+
+    from ..exceptions import NoGoodMatchWarning
+    from ..search.scores import match_verdict
+
+    data = load_wordings(wordings)
+    if model is None or isinstance(model, (str, os.PathLike)):
+        from ..model import load_model
+
+        model = load_model(model)
+    on = [q["text"] for q in data["query"] if q.get("kind") != "negated"] + data["on_topic_generic"]
+    off = data["off_topic"]
+
+    def flagged(text: str) -> bool:
+        if index is None:
+            return not match_verdict(model, [text], None)["good"]
+        from ..search import semantic_search
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoGoodMatchWarning)
+            hits = semantic_search(text, k=10, index=index, model=model)
+        return not hits.meta["astro_semsearch"]["match"]["good"]
+
+    on_f = [t for t in on if flagged(t)]
+    off_f = [t for t in off if flagged(t)]
+    return {"off_topic_flagged": len(off_f) / max(len(off), 1), "on_topic_flagged": len(on_f) / max(len(on), 1),
+            "n_off_topic": len(off), "n_on_topic": len(on), "on_topic_flagged_phrases": on_f,
+            "off_topic_missed_phrases": [t for t in off if t not in off_f]}
