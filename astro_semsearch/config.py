@@ -39,6 +39,10 @@ class Conf(_config.ConfigNamespace):
     viewer_layer = _config.ConfigItem(
         "ls-dr10", "Legacy Survey sky-viewer layer that result links (``viewer_url``) open."
     )
+    default_k = _config.ConfigItem(
+        20, "Number of galaxies a search returns when k is not given (Python and command line).",
+        cfgtype="integer",
+    )
     show_progress = _config.ConfigItem(
         True, "Show progress bars for long jobs.", cfgtype="boolean"
     )

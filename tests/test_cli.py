@@ -65,13 +65,13 @@ def test_search_prints_a_table(index_dir, model_args, capsys):
 
 def test_search_writes_ecsv_and_refuses_to_overwrite(index_dir, model_args, tmp_path, capsys):
     out = tmp_path / "hits.ecsv"
-    args = ["search", "spiral", "bar", "--negative", "edge-on", "-k", "4", "--index", str(index_dir), "-o", str(out),
-            *model_args]
+    args = ["search", "spiral", "-q", "barred galaxy", "--negative", "edge-on", "-k", "4", "--index", str(index_dir),
+            "-o", str(out), *model_args]
     assert main(args) == 0
     hits = Table.read(out)
     assert len(hits) == 4 and hits["ra"].unit == u.deg
     meta = hits.meta["astro_semsearch"]
-    assert meta["query"] == ["spiral", "bar"] and meta["negative"] == "edge-on"
+    assert meta["query"] == ["spiral", "barred galaxy"] and meta["negative"] == "edge-on"
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
@@ -157,3 +157,99 @@ def test_console_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "astro_semsearch.cli", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and "search" in proc.stdout and "crossmatch" in proc.stdout
+
+
+# --------------------------------------------------------------------------- habits of astropy/astroquery users
+def test_unquoted_words_are_one_query(index_dir, model_args, tmp_path):
+    out = tmp_path / "h.ecsv"
+    assert main(["search", "ring", "galaxy", "--index", str(index_dir), "-o", str(out), *model_args]) == 0
+    back = Table.read(out)
+    assert back.meta["astro_semsearch"]["query"] == "ring galaxy"
+    assert len(back) == astro_semsearch.conf.default_k  # one default k, the same as Python's
+
+
+def test_positions_in_degrees_or_sexagesimal(index_dir, capsys):
+    from astropy.coordinates import SkyCoord
+
+    t = GalaxyIndex.load(index_dir).table[3]
+    c = SkyCoord(t["ra"] * u.deg, t["dec"] * u.deg)
+    assert main(["similar", "G03", "-k", "3", "--index", str(index_dir)]) == 0
+    by_id = capsys.readouterr().out
+    for text in (c.to_string("hmsdms", sep=":", precision=3), c.to_string("hmsdms", precision=3),
+                 f"{t['ra']:.7f},{t['dec']:.7f}"):
+        assert main(["similar", *text.split(), "-k", "3", "--index", str(index_dir)]) == 0, text
+        assert capsys.readouterr().out == by_id, text
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".vot", None), (".xml", None), (".txt", None), (".dat", None),
+                                         (".fits", None), (".out", "ascii.csv")])
+def test_every_astropy_format(index_dir, tmp_path, suffix, fmt):
+    out = tmp_path / f"hits{suffix}"
+    argv = ["similar", "G03", "-k", "4", "--index", str(index_dir), "-o", str(out)]
+    assert main(argv + (["--format", fmt] if fmt else [])) == 0
+    from astro_semsearch.cli._output import output_format
+
+    back = Table.read(out, format=output_format(out, fmt))
+    assert len(back) == 4 and "object_id" in back.colnames and "viewer_url" in back.colnames
+
+
+def test_bad_output_and_images_are_refused_before_any_work(index_dir, tmp_path, capsys):
+    assert main(["similar", "G03", "--index", str(index_dir), "-o", str(tmp_path / "hits.unknown")]) == 2
+    assert "--format" in capsys.readouterr().err
+    assert main(["similar", "G03", "--index", str(index_dir), "-o", str(tmp_path / "x.ecsv"), "--format",
+                 "nope"]) == 2
+    assert "not a table format" in capsys.readouterr().err
+    out = tmp_path / "hits.ecsv"
+    assert main(["similar", "G03", "--index", str(index_dir), "-o", str(out), "--html", str(tmp_path / "r.html"),
+                 "--images", str(tmp_path / "nonexistent")]) == 2
+    assert "--images" in capsys.readouterr().err and not out.exists()
+
+
+def test_classify_and_cite_commands(tiny_model_dir, tmp_path, capsys):
+    from PIL import Image
+
+    files = []
+    for i, level in enumerate((30, 200)):
+        path = tmp_path / f"gal{i}.png"
+        Image.fromarray(np.full((32, 32, 3), level, np.uint8)).save(path)
+        files.append(str(path))
+    out = tmp_path / "labels.ecsv"
+    assert main(["classify", *files, "--labels", "elliptical", "spiral", "--model", str(tiny_model_dir),
+                 "-o", str(out)]) == 0
+    t = Table.read(out)
+    assert t["file"].tolist() == ["gal0.png", "gal1.png"]
+    np.testing.assert_allclose(t["p_elliptical"] + t["p_spiral"], 1.0, atol=1e-6)
+    assert t.meta["prompts"] == ["a galaxy image showing an elliptical", "a galaxy image showing a spiral"]
+    assert main(["classify", str(tmp_path / "none.png"), "--labels", "a", "b"]) == 2
+    capsys.readouterr()
+    assert main(["cite"]) == 0
+    assert "@software{astro_semsearch" in capsys.readouterr().out
+
+
+def test_index_info_shows_what_it_can_read_of_a_damaged_index(index_dir, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(index_dir, broken)
+    (broken / "vectors.npy").write_bytes(b"short")
+    assert main(["index", "info", str(broken)]) == 2
+    captured = capsys.readouterr()
+    assert "cli-index" in captured.out and "vectors.npy" in captured.out and "on disk 5" in captured.out
+    assert "truncated" in captured.err and "Traceback" not in captured.err
+
+
+def test_terminal_output_fits_the_width(index_dir, tiny_model_dir):
+    env = dict(__import__("os").environ, COLUMNS="90")
+    proc = subprocess.run([sys.executable, "-m", "astro_semsearch.cli", "search", "ring", "galaxy", "-k", "5",
+                           "--index", str(index_dir), "--model", str(tiny_model_dir)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 90
+    assert lines[0].split()[:5] == ["rank", "object_id", "ra", "dec", "score"] and "viewer_url" not in lines[0]
+
+
+def test_user_errors_exit_2_in_one_line_through_the_console(index_dir):
+    proc = subprocess.run([sys.executable, "-m", "astro_semsearch.cli", "similar", "NOPE", "--index", str(index_dir)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "NOPE" in proc.stderr

@@ -22,12 +22,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import build, crossmatch, evaluate, index, search, train
+from . import build, classify, crossmatch, evaluate, index, search, train
 
 __all__ = ["main", "build_parser"]
 
 # In the order their subcommands are listed in ``--help``.
-_GROUPS = (search, crossmatch, index, build, train, evaluate)
+_GROUPS = (search, crossmatch, classify, index, build, train, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..exceptions import InvalidInputError
-from ._output import emit_table, refuse_existing
+from ._output import add_output_options, emit_table, output_format, refuse_existing
 
 __all__ = ["add_parser"]
 
@@ -22,6 +22,7 @@ def _cli_crossmatch(args) -> int:
     if radius.unit == u.dimensionless_unscaled:
         raise InvalidInputError(f"--radius {args.radius!r} has no unit; write e.g. 2arcsec")
     refuse_existing(args.output, args.overwrite)
+    output_format(args.output, args.format)
     if not Path(args.results).is_file():
         raise FileNotFoundError(f"no result table at {args.results}")
     results = Table.read(args.results)
@@ -35,19 +36,19 @@ def _cli_crossmatch(args) -> int:
         dec_column=args.dec_column,
     )
     summary = f"wrote {len(out)} rows ({out.meta['crossmatch']['n_matched']} matched) to {args.output}"
-    return emit_table(out, args.output, args.overwrite, summary)
+    return emit_table(out, args.output, args.overwrite, summary, fmt=args.format)
 
 
 def add_parser(subparsers) -> None:
     """Register the ``crossmatch`` subcommand."""
     p = subparsers.add_parser("crossmatch", help="cross-match a result table with a catalogue")
     p.add_argument("results", help="result table file (e.g. hits.ecsv)")
-    p.add_argument("catalog", help="catalogue file, 'lenscat', or a VizieR catalogue id")
+    p.add_argument("catalog", help="catalogue file (anything astropy reads), 'lenscat', or a VizieR catalogue id "
+                                   "such as J/ApJS/243/17 (network)")
     p.add_argument("--radius", default="1arcsec", help="match radius with unit (default 1arcsec)")
     p.add_argument("--all", action="store_true", help="every counterpart within the radius, not only the nearest")
     p.add_argument("--join", choices=("left", "inner"), default="left", help="keep unmatched results (left) or not")
     p.add_argument("--ra-column", default=None, help="catalogue RA column (default: auto-detect)")
     p.add_argument("--dec-column", default=None, help="catalogue Dec column (default: auto-detect)")
-    p.add_argument("-o", "--output", default=None, help="output table file (format from the extension)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_output_options(p, "the cross-matched table")
     p.set_defaults(func=_cli_crossmatch)

@@ -51,10 +51,46 @@ def _format_sharded(index) -> str:
     return "\n".join(lines)
 
 
+def _damaged(target, error: Exception) -> int:
+    """What can still be read of an index that does not open, and what is wrong with it."""
+    import sys
+    from pathlib import Path
+
+    print(f"index        {target}")
+    for name in ("manifest.json", "shards.json"):
+        path = Path(str(target)) / name
+        if not path.is_file():
+            continue
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            print(f"{name:<13}unreadable: {exc}")
+            continue
+        if isinstance(manifest, dict):
+            for key in ("name", "survey", "count", "dim", "kind", "factory", "by"):
+                if key in manifest:
+                    print(f"{key:<13}{manifest[key]}")
+            model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+            if model:
+                print(f"model        {model.get('name')} (sha256 {model.get('fingerprint')})")
+            for fn, info in (manifest.get("files") or {}).items() if isinstance(manifest.get("files"), dict) else []:
+                here = (Path(str(target)) / fn).stat().st_size if (Path(str(target)) / fn).is_file() else "missing"
+                print(f"  {fn:<12} recorded {info.get('bytes') if isinstance(info, dict) else info} bytes, "
+                      f"on disk {here}")
+    print(f"astro-semsearch index: error: the index does not open: {error}", file=sys.stderr)
+    return 2
+
+
 def _cli_info(args) -> int:
+    from ..exceptions import IndexIntegrityError
     from ..index import open_index
 
-    index = open_index(args.index)
+    try:
+        index = open_index(args.index)
+    except IndexIntegrityError as exc:
+        if args.index is None or "://" in str(args.index):
+            raise
+        return _damaged(args.index, exc)
     if args.json:
         print(json.dumps(index.manifest, indent=2))
     else:

@@ -54,7 +54,7 @@ __all__ = ["semantic_search", "similar_to"]
 
 def semantic_search(
     query: str | Sequence[str],
-    k: int = 50,
+    k: int | None = None,
     *,
     index=None,
     model=None,
@@ -75,8 +75,9 @@ def semantic_search(
     query : str or list of str
         What you are looking for, e.g. ``"ring galaxy"``. Several phrases
         are embedded separately and averaged.
-    k : int
-        Number of galaxies to return (clipped, with a warning, to the index size).
+    k : int, optional
+        Number of galaxies to return (clipped, with a warning, to the index
+        size); default ``conf.default_k`` (20).
     index : `~astro_semsearch.index.GalaxyIndex`, name or directory, optional
         Default: the index shipped with the package (``conf.default_index``).
     model : `~astro_semsearch.GalaxyModel` or name, optional
@@ -130,7 +131,7 @@ def semantic_search(
         check_texts(negative, "negative")
     check_number(negative_weight, "negative_weight", 0.0)
     check_number(like_weight, "like_weight", 0.0, 1.0)
-    k = check_int(k, "k")
+    k = check_int(_default_k() if k is None else k, "k")
     min_sep = check_angle(min_separation, "min_separation")
     reranker = None
     if rerank is not None:
@@ -165,7 +166,7 @@ def semantic_search(
 
 def similar_to(
     target: Any,
-    k: int = 50,
+    k: int | None = None,
     *,
     index=None,
     model=None,
@@ -187,8 +188,8 @@ def similar_to(
         * an image: an ``HxWx3`` uint8 RGB array or ``CxHxW`` float band array,
           a FITS/JPEG/PNG file path, or a FITS HDU/HDUList,
         * a 1-D embedding vector of the index's dimension.
-    k : int
-        Number of galaxies to return.
+    k : int, optional
+        Number of galaxies to return (default ``conf.default_k``, 20).
     index, model
         As in `semantic_search`. An indexed target needs no model at all.
     exclude_self : bool
@@ -209,7 +210,7 @@ def similar_to(
     --------
     >>> twins = similar_to("J000411.19+020924.0", k=5)          # doctest: +SKIP
     """
-    k = check_int(k, "k")
+    k = check_int(_default_k() if k is None else k, "k")
     min_sep = check_angle(min_separation, "min_separation")
     max_dist = check_angle(max_distance, "max_distance", allow_none=False)
     exclude_self = check_bool(exclude_self, "exclude_self")
@@ -230,6 +231,12 @@ def similar_to(
     if oid is None:  # not in the index: keep the vector so the search can be re-ranked or repeated
         meta["vector"] = q.to_meta()["vector"]
     return result_table(index, scores, rows, meta, q.vector)
+
+
+def _default_k() -> int:
+    from ..config import conf
+
+    return int(conf.default_k)
 
 
 def _match(table: Table, model, q: Query) -> None:

@@ -22,6 +22,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .._validate import check_angle
 from ..cutouts import viewer_urls
 from ..exceptions import InvalidInputError, InvalidTypeError
+from .results import as_results
 from .scores import background_scores, hit_statistics
 
 if TYPE_CHECKING:  # annotations only
@@ -184,14 +185,14 @@ def result_table(index: GalaxyIndex, scores, rows, meta: dict, qvec: np.ndarray 
     out["object_id"] = np.asarray(cat["object_id"]).astype(str)
     out["ra"] = Table.Column(np.asarray(cat["ra"], dtype=np.float64), unit=u.deg, format=".6f")
     out["dec"] = Table.Column(np.asarray(cat["dec"], dtype=np.float64), unit=u.deg, format=".6f")
-    out["score"] = Table.Column(np.asarray(scores, dtype=np.float64), format=".4f",
+    out["score"] = Table.Column(np.asarray(scores, dtype=np.float64), format=".3f",
                                 description="cosine similarity to the query (1 = identical direction)")
     if qvec is not None:
         background = background_scores(index, qvec)
         percentile, excess = hit_statistics(background, out["score"])
-        out["percentile"] = Table.Column(percentile, format=".2f",
+        out["percentile"] = Table.Column(percentile, format=".1f",
                                          description="% of the index's galaxies that score lower for this query")
-        out["excess"] = Table.Column(excess, format=".4f",
+        out["excess"] = Table.Column(excess, format=".3f",
                                      description="score minus the median score of the index's galaxies")
         meta = {**meta, "background": {"n": int(background.size), "median": round(float(np.median(background)), 6)
                                        if background.size else None}}
@@ -209,4 +210,4 @@ def result_table(index: GalaxyIndex, scores, rows, meta: dict, qvec: np.ndarray 
         }
     )
     out.meta["astro_semsearch"] = meta
-    return out
+    return as_results(out)
