@@ -28,5 +28,7 @@ intersphinx_mapping = {
     "astropy": ("https://docs.astropy.org/en/stable/", None),
 }
 exclude_patterns = ["_build"]
+# `name` in the docs and docstrings is a cross-reference (to a Python object), as in astropy.
+default_role = "obj"
 html_theme = "alabaster"
 nitpicky = False
