@@ -177,6 +177,44 @@ def test_evaluate_validates(fake_data):
         evaluate(OracleModel(), gz2_root=root / "nowhere", queries=QUERIES)
 
 
+def test_injected_lens_rows_both_simulators(fake_data):
+    """Both injected rows: validation smooth galaxies only, the same lensed hosts, 1 % by default."""
+    from astro_semsearch.evaluation.pools import class_pools
+    from astro_semsearch.lensing import is_lens_host
+
+    root, _, val = fake_data
+    labels = Table.read(root / "labels.csv", format="ascii.csv")
+    n_hosts = sum(is_lens_host({"Class1.1": float(c)}) for g, c in zip(labels["galaxy_id"], labels["Class1.1"])
+                  if g in set(val))
+    ids = ["injected_lens_independent"]
+    if importlib.util.find_spec("lenstronomy") is not None:
+        ids.insert(0, "injected_lens")
+    t = evaluate(OracleModel(), gz2_root=root, queries=QUERIES, seed=0, classes=ids)
+    rows = {r["class"]: r for r in t}
+    ind = rows["injected lens (independent sim)"]
+    assert ind["n_pool"] == n_hosts and ind["n_rel"] == max(1, round(0.01 * n_hosts))
+    assert t.meta["lens_fraction"] == 0.01
+    assert "RayTracedLensSimulator" in t.meta["relevance"]["injected lens (independent sim)"]
+    assert "ArcInjector" in t.meta["protocol"] and "RayTracedLensSimulator" in t.meta["protocol"]
+    # Lens hosts never come from the train split, even when evaluating on it.
+    t_train = evaluate(OracleModel(), gz2_root=root, queries=QUERIES, seed=0, split="train",
+                       classes=["injected_lens_independent"], lens_fraction=0.25)
+    assert t_train["n_pool"][0] == n_hosts and t_train["n_rel"][0] == round(0.25 * n_hosts)
+    # The rows share their lensed hosts (they differ only by the simulator), and the draw is seeded.
+    pools = {p.cls.id: p for p in class_pools(OracleModel(), set(ids), gz2_root=root, decals_root=None, split="val",
+                                              seed=3, lens_fraction=0.25, batch_size=8, progress=False,
+                                              rng=np.random.default_rng(0))}
+    again = next(class_pools(OracleModel(), {"injected_lens_independent"}, gz2_root=root, decals_root=None,
+                             split="val", seed=3, lens_fraction=0.25, batch_size=8, progress=False,
+                             rng=np.random.default_rng(1)))
+    np.testing.assert_array_equal(again.rel, pools["injected_lens_independent"].rel)
+    np.testing.assert_array_equal(again.emb, pools["injected_lens_independent"].emb)
+    if "injected_lens" in pools:
+        np.testing.assert_array_equal(pools["injected_lens"].rel, pools["injected_lens_independent"].rel)
+        lensed = pools["injected_lens"].rel > 0
+        assert not np.allclose(pools["injected_lens"].emb[lensed], pools["injected_lens_independent"].emb[lensed])
+
+
 def test_cli_with_random_init_model(fake_data, tmp_path):
     from astro_semsearch.cli import main
     from astro_semsearch.model import GalaxyModel

@@ -8,10 +8,16 @@ compared with theirs:
   votes for the class are known (37-column rows for spiral and bar, 17- or
   37-column rows otherwise). For the DECaLS rings, all 236 DECaLS galaxies
   (never used in training: a transfer test on another survey). For
-  "injected lens", the validation smooth galaxies, with simulated arcs
+  the two injected-lens classes, the smooth galaxies of the *validation*
+  split (whatever ``split``), with simulated arcs injected into a random
+  ``lens_fraction`` (1 %) of them, the same galaxies for both: "injected
+  lens (synthetic)" with the training simulator
   (`~astro_semsearch.lensing.ArcInjector`, a seed different from
-  training's) injected into a random 3 % of them. That class is synthetic:
-  it measures whether the model learned the *simulated* arcs.
+  training's), "injected lens (independent sim)" with
+  `~astro_semsearch.lensing.RayTracedLensSimulator`, written independently
+  (other mass model, source, PSF, colours and noise). Both are synthetic:
+  the first measures whether the model learned the *simulated* arcs, the
+  second whether that carries over to arcs it was never trained on.
 * **Relevance.** ``rel`` in [0, 1] is the Galaxy Zoo weighted vote fraction
   of the class's answer (e.g. ``Class4.1`` for spiral); 0/1 for the DECaLS
   ring tags and for the injected lenses.
@@ -224,7 +230,7 @@ def _now() -> str:
 def evaluate(model=None, *, gz2_root: str | os.PathLike | None = None,
              decals_root: str | os.PathLike | None = None, split: str = "val",
              queries: str | os.PathLike | Mapping[str, Sequence[str]] | None = None, k_recall: int = 100,
-             seed: int = 0, classes: Sequence[str] | None = None, lens_fraction: float = 0.03,
+             seed: int = 0, classes: Sequence[str] | None = None, lens_fraction: float = 0.01,
              n_image_queries: int = 5, batch_size: int = 256, progress: bool = False,
              rerank: Sequence | None = None, rerank_top_n: int = 100, feedback_marks: int = 10,
              image_size: int = 256):
@@ -252,7 +258,10 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike | None = None,
     classes : sequence of str, optional
         Restrict to these class ids (see `CLASSES`).
     lens_fraction : float
-        Fraction of the smooth pool that receives injected arcs.
+        Fraction of the validation smooth galaxies that receive injected arcs
+        in the two injected-lens rows: their prevalence. Default 0.01 (1 %,
+        about 22 lenses among the 2,203 validation smooth galaxies; it was
+        0.03 before the independent-simulator row was added).
     n_image_queries : int
         Number of most-confident members used as image queries.
     rerank : sequence of str or Reranker, optional
@@ -278,8 +287,8 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike | None = None,
         One row per class with columns ``class, n_pool, n_rel, ndcg10_text,
         ndcg10_image, ndcg10_random, recall100_text, recall100_image,
         recall100_random``; ``meta`` holds the model name and fingerprint,
-        the split, the date, the seed, the run time and the text nDCG@10 of
-        each query phrasing (``text_ndcg10_per_query``).
+        the split, the date, the seed, the lens fraction, the run time and
+        the text nDCG@10 of each query phrasing (``text_ndcg10_per_query``).
 
     Examples
     --------
@@ -314,12 +323,18 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike | None = None,
         "date": _now(),
         "seed": seed,
         "k_recall": k_recall,
-        "relevance": {c.name: (c.column if c.source != "injected" else "injected arcs (0/1)")
+        "lens_fraction": lens_fraction,
+        "relevance": {c.name: (c.column if c.source != "injected"
+                               else f"injected arcs (0/1) from astro_semsearch.lensing.{c.simulator}")
                       for c in CLASSES if c.id in wanted},
         "protocol": "nDCG@10: gain 2**rel-1, log2(rank+1) discount, ideal DCG over the whole pool; "
                     f"recall@{k_recall}: rel > {RELEVANT}; text = mean over query phrasings; image = mean over the "
                     f"{n_image_queries} most confident members (self excluded); random = exact expectation. "
-                    "'injected lens' is synthetic (simulated arcs).",
+                    f"The injected-lens rows are synthetic: arcs in {100 * lens_fraction:g}% of the validation smooth "
+                    "galaxies (the same galaxies in both rows), 'injected lens (synthetic)' from the training "
+                    "simulator ArcInjector (lenstronomy SIE + shear, Sersic source, Gaussian PSF; another seed), "
+                    "'injected lens (independent sim)' from RayTracedLensSimulator (EPL + shear + satellite, "
+                    "clumpy SED source, Moffat PSF, Poisson noise; never used in training).",
         "text_ndcg10_per_query": {r["class"]: dict(zip(r["texts"], r.get("per_query_ndcg10", [])))
                                   for r in results},
         **({"rerank": {"rerankers": {label: (dict(rr, marks=int(feedback_marks)) if isinstance(rr, dict)
@@ -368,8 +383,8 @@ def evaluate_vlm(
         ring set (``None`` or a missing directory skips ``"decals_ring"``).
     classes : sequence of str
         Class ids of `astro_semsearch.evaluation.CLASSES`; the synthetic
-        ``"injected_lens"`` class is not supported (its arcs exist only as
-        embeddings in ``evaluate``).
+        ``"injected_lens"`` and ``"injected_lens_independent"`` classes are
+        not supported.
     top_n : int
         Candidates per query shown to the VLM (the cost: classes x phrasings
         x ``top_n`` forward passes).
@@ -415,7 +430,7 @@ def evaluate_vlm(
     t_start = time.perf_counter()
     model, _, _, results, cost = _run(
         model, gz2_root=gz2_root, decals_root=decals_root, split=split, queries=queries, k_recall=k_recall,
-        seed=0, classes=classes, lens_fraction=0.03, n_image_queries=5, batch_size=batch_size, progress=progress,
+        seed=0, classes=classes, lens_fraction=0.01, n_image_queries=5, batch_size=batch_size, progress=progress,
         rerank=[vlm], rerank_top_n=top_n, feedback_marks=10, image_size=image_size)
     label = vlm.name
     rows = [{"class": r["class"], "n_pool": r["n_pool"], "n_rel": r["n_rel"], "ndcg10_text": r["ndcg10_text"],

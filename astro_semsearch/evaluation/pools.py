@@ -3,7 +3,9 @@
 `class_pools` loads the labelled split once, embeds it once, and yields one
 `Pool` per class of `~astro_semsearch.evaluation.protocol.CLASSES`, in table
 order: the Galaxy Zoo 2 pools (`gz2_pool`), the DECaLS ring set, and the
-smooth galaxies with simulated arcs injected into a few of them.
+smooth galaxies with simulated arcs injected into a few of them, once with
+the training simulator (`~astro_semsearch.lensing.ArcInjector`) and once with
+the independent one (`~astro_semsearch.lensing.RayTracedLensSimulator`).
 """
 from __future__ import annotations
 
@@ -65,17 +67,42 @@ def _from_arrays(images: np.ndarray) -> Callable[[np.ndarray, int], list]:
 
 
 def _want_lens(wanted: set[str]) -> bool:
-    if "injected_lens" not in wanted:
-        return False
-    try:
-        import lenstronomy  # noqa: F401
-    except ImportError:
-        # lenstronomy is an optional dependency (the "train" extra).
-        warnings.warn("lenstronomy is not installed: skipping the 'injected lens' class "
-                      "(pip install 'astro_semsearch[train]')", stacklevel=3)
-        wanted.discard("injected_lens")
-        return False
-    return True
+    """Whether an injected-lens class is wanted (dropping the ArcInjector one without lenstronomy)."""
+    if "injected_lens" in wanted:
+        try:
+            import lenstronomy  # noqa: F401
+        except ImportError:
+            # lenstronomy is an optional dependency (the "train" extra); the
+            # independent simulator is plain NumPy and still runs.
+            warnings.warn("lenstronomy is not installed: skipping the 'injected lens' class "
+                          "(pip install 'astro_semsearch[train]')", stacklevel=3)
+            wanted.discard("injected_lens")
+    return any(c.source == "injected" and c.id in wanted for c in CLASSES)
+
+
+@dataclass
+class _Injection:
+    """Which pool rows get arcs and the R90 (arcsec) of their hosts, shared by the injected-lens classes."""
+
+    rows: np.ndarray
+    r90: np.ndarray
+
+
+def _injection_plan(n_hosts: int, seed: int, lens_fraction: float) -> _Injection:
+    """``round(lens_fraction * n_hosts)`` rows (at least 1) and a log-uniform 2-8" R90 for each.
+
+    Drawn from their own generator, seeded by ``seed`` alone, so both
+    injected-lens classes put their arcs into the same hosts at the same
+    pixel scales (the rows differ only by the simulator) whichever classes
+    are asked for.
+    """
+    from ..lensing.hosts import R90_RANGE
+
+    gen = np.random.default_rng([seed, 2_718])
+    n_inj = min(n_hosts, max(1, round(lens_fraction * n_hosts)))
+    rows = np.sort(gen.choice(n_hosts, size=n_inj, replace=False))
+    lo, hi = R90_RANGE  # the simulators' default host R90 range
+    return _Injection(rows, np.exp(gen.uniform(np.log(lo), np.log(hi), size=n_inj)))
 
 
 def class_pools(model, wanted: set[str], *, gz2_root, decals_root, split: str, seed: int, lens_fraction: float,
@@ -83,25 +110,33 @@ def class_pools(model, wanted: set[str], *, gz2_root, decals_root, split: str, s
                 extra: Sequence[EvalClass] = ()) -> Iterator[Pool]:
     """The pools of the classes in ``wanted``, in table order, then of the ``extra`` Galaxy Zoo classes.
 
-    Classes without data are skipped.
+    Classes without data are skipped. The injected-lens pools are the
+    validation split's smooth galaxies whatever ``split`` is; which of them
+    get arcs (``lens_fraction``) and their hosts' R90 come from a generator
+    seeded by ``seed`` alone (`_injection_plan`), not from ``rng``.
     """
-    want_lens = _want_lens(wanted)  # may drop the injected-lens class (no lenstronomy)
+    want_lens = _want_lens(wanted)  # may drop the ArcInjector class (no lenstronomy)
     classes = [c for c in CLASSES if c.id in wanted] + list(extra)
     want_gz2 = any(c.source == "gz2" for c in classes)
-    gz2 = in_split = images = emb_all = None
+    gz2 = in_split = images = emb_all = plan = None
     pos: dict[int, int] = {}
     host = None
     if want_gz2 or want_lens:
         gz2 = load_gz2(gz2_root)
-        in_split = np.array([split_of(g) == split for g in gz2["galaxy_id"]], dtype=bool)
+        val = np.array([split_of(g) == "val" for g in gz2["galaxy_id"]], dtype=bool)
+        in_split = val if split == "val" else ~val
         voted = np.asarray(gz2["n_vote_columns"]) > 0
         host = np.zeros(len(gz2), dtype=bool)
         if want_lens:
             from ..lensing import is_lens_host
 
             cols = ["Class1.1", "coarse_label"]
-            host = np.array([is_lens_host({c: gz2[c][i] for c in cols}) for i in range(len(gz2))], dtype=bool)
-        rows = np.flatnonzero(in_split & ((voted & want_gz2) | host))
+            # Lens hosts come from the validation split only, whatever ``split``:
+            # never an image training has seen.
+            host = val & np.array([is_lens_host({c: gz2[c][i] for c in cols}) for i in range(len(gz2))], dtype=bool)
+            if host.any():
+                plan = _injection_plan(int(host.sum()), seed, lens_fraction)
+        rows = np.flatnonzero((in_split & voted & want_gz2) | host)
         images = (load_images(list(gz2["path"][rows]), size=PRELOAD_SIZE, progress=progress) if len(rows)
                   else np.zeros((0, PRELOAD_SIZE, PRELOAD_SIZE, 3), np.uint8))
         emb_all = _embed(model, images, batch_size, progress)
@@ -119,29 +154,34 @@ def class_pools(model, wanted: set[str], *, gz2_root, decals_root, split: str, s
             emb = _embed(model, load_images(list(dec["path"]), size=PRELOAD_SIZE), batch_size, False)
             pool = Pool(c, emb, np.asarray(dec[c.column], dtype=float), _from_paths(np.asarray(dec["path"])))
         else:
-            pool = _injected_pool(c, model, gz2, in_split & host, images, emb_all, pos, seed, lens_fraction,
-                                  batch_size, rng)
-            if pool is None:
+            if plan is None:
                 continue
+            pool = _injected_pool(c, model, np.flatnonzero(host), images, emb_all, pos, plan, seed, batch_size)
         if len(pool.rel):
             yield pool
 
 
-def _injected_pool(c: EvalClass, model, gz2, hosts: np.ndarray, images, emb_all, pos, seed: int,
-                   lens_fraction: float, batch_size: int, rng: np.random.Generator) -> Pool | None:
-    """The split's smooth galaxies, simulated arcs injected into ``lens_fraction`` of them."""
-    from ..lensing import ArcInjector
+def _simulator(c: EvalClass, seed: int):
+    """The lens simulator of an injected class, seeded away from training's (whose seed is ``[train] seed``)."""
+    from ..lensing import ArcInjector, RayTracedLensSimulator
 
-    idx = np.flatnonzero(hosts)
-    if len(idx) == 0:
-        return None
+    if c.simulator == "RayTracedLensSimulator":
+        return RayTracedLensSimulator(seed=20_000 + seed, size=PRELOAD_SIZE)
+    return ArcInjector(seed=10_000 + seed, size=PRELOAD_SIZE)
+
+
+def _injected_pool(c: EvalClass, model, idx: np.ndarray, images, emb_all, pos, plan: _Injection, seed: int,
+                   batch_size: int) -> Pool:
+    """The validation smooth galaxies ``idx``, arcs of ``c.simulator`` injected into the rows of ``plan``.
+
+    Each arc is drawn in arcsec for its host's pixel scale ``6.4 * R90 / 80``
+    (`~astro_semsearch.lensing.pixscale_from_r90`, R90 from ``plan``).
+    """
     emb = emb_all[[pos[i] for i in idx]].copy()
     pool_images = images[[pos[i] for i in idx]].copy()
-    n_inj = max(1, int(round(lens_fraction * len(idx))))
-    chosen = rng.choice(len(idx), size=n_inj, replace=False)
-    # A seed far from training's, so these arcs are not the training arcs.
-    injector = ArcInjector(seed=10_000 + seed, size=PRELOAD_SIZE)
-    pool_images[chosen] = injector.inject(pool_images[chosen], injector.arcs(n_inj))
+    chosen = plan.rows
+    sim = _simulator(c, seed)
+    pool_images[chosen] = sim.inject(pool_images[chosen], sim.arcs(len(chosen), r90=plan.r90))
     emb[chosen] = _embed(model, pool_images[chosen], batch_size, False)
     rel = np.zeros(len(idx))
     rel[chosen] = 1.0

@@ -25,13 +25,19 @@ DEFAULT_QUERIES = Path(__file__).resolve().parent.parent / "data" / "eval_querie
 
 @dataclass(frozen=True)
 class EvalClass:
-    """One query class: its id, display name and where its relevance comes from."""
+    """One query class: its id, display name and where its relevance comes from.
+
+    ``simulator`` names the lens simulator of an ``"injected"`` class (a class
+    of `astro_semsearch.lensing`): ``"ArcInjector"`` is the one training
+    uses, ``"RayTracedLensSimulator"`` the independent one.
+    """
 
     id: str
     name: str
     source: str          # "gz2", "decals" or "injected"
     column: str | None   # the GZ2 vote-fraction column (or DECaLS column)
     needs_37: bool = False
+    simulator: str | None = None  # for "injected": the astro_semsearch.lensing simulator class
 
 
 #: The query classes, in table order.
@@ -47,7 +53,9 @@ CLASSES: tuple[EvalClass, ...] = (
     EvalClass("lens", "lens/arc", "gz2", "Class8.2"),
     EvalClass("dust_lane", "dust lane", "gz2", "Class8.7"),
     EvalClass("decals_ring", "DECaLS ring", "decals", "ring"),
-    EvalClass("injected_lens", "injected lens (synthetic)", "injected", None),
+    EvalClass("injected_lens", "injected lens (synthetic)", "injected", None, simulator="ArcInjector"),
+    EvalClass("injected_lens_independent", "injected lens (independent sim)", "injected", None,
+              simulator="RayTracedLensSimulator"),
 )
 
 def load_queries(queries: str | os.PathLike | Mapping[str, Sequence[str]] | None = None) -> dict[str, list[str]]:

@@ -34,6 +34,14 @@ DEFAULT_WORDINGS = Path(__file__).resolve().parent.parent / "data" / "eval_wordi
 # Galaxy Zoo questions answered only in the full decision tree (37-column rows).
 _FULL_TREE_QUESTIONS = {"3", "4", "5", "9", "10", "11"}
 
+# Rows that ask for the same thing as another row share its wordings: the
+# independently simulated lenses are asked for as the training-simulator ones.
+_SAME_WORDINGS = {"injected_lens_independent": "injected_lens"}
+
+
+def _wording_class(class_id: str) -> str:
+    return _SAME_WORDINGS.get(class_id, class_id)
+
 
 def load_wordings(path: str | os.PathLike | None = None) -> dict:
     """The wording set: ``{"query": [{class, kind, text, ...}], "off_topic": [...], "on_topic_generic": [...]}``."""
@@ -98,12 +106,13 @@ def evaluate_wordings(model=None, *, wordings=None, gz2_root=None, decals_root=N
 
     t0 = time.perf_counter()
     data = load_wordings(wordings)
-    wanted = _check(split, 0.03, classes, {}, 1, 1)
+    wanted = _check(split, 0.01, classes, {}, 1, 1)
     if model is None or isinstance(model, (str, os.PathLike)):
         from ..model import load_model
 
         model = load_model(model)
-    entries = [q for q in data["query"] if q["class"] in wanted]
+    asked = {_wording_class(c) for c in wanted}
+    entries = [q for q in data["query"] if q["class"] in asked]
     negated = [q for q in entries if q.get("kind") == "negated"]
     extra = {q["relevance"]: _opposite_class(q["relevance"]) for q in negated}
     if decals_root is None:
@@ -117,11 +126,11 @@ def evaluate_wordings(model=None, *, wordings=None, gz2_root=None, decals_root=N
     per, rows = [], []
     pools = {}
     for pool in class_pools(model, wanted, gz2_root=gz2_root, decals_root=decals_root, split=split, seed=seed,
-                            lens_fraction=0.03, batch_size=batch_size, progress=progress,
+                            lens_fraction=0.01, batch_size=batch_size, progress=progress,
                             rng=np.random.default_rng(seed), extra=list(extra.values())):
         pools[pool.cls.id] = pool
     for c in CLASSES:
-        mine = [q for q in entries if q["class"] == c.id]
+        mine = [q for q in entries if q["class"] == _wording_class(c.id)]
         if c.id not in pools or not mine:
             continue
         scores = []

@@ -110,11 +110,21 @@ def symbol_bank(table, keep: np.ndarray, cfg: dict, with_lens: bool) -> dict | N
 
 
 def lens_bank(table, images, cfg, sid, lens_caps):
-    """Pre-generate arcs and pick smooth host galaxies for lens injection (None if unavailable)."""
+    """Pre-generate arcs and pick smooth host galaxies for lens injection (None if unavailable).
+
+    The ``[align] n_arcs`` arcs of `~astro_semsearch.lensing.ArcInjector` are
+    drawn in arcsec, each for the pixel scale of its own host R90 drawn
+    log-uniformly in 2-8" (the simulator's default). With ``[align]
+    lens_min_contrast > 0`` only arcs whose
+    `~astro_semsearch.lensing.arc_contrast` against the median host image is
+    at least that are kept (`~astro_semsearch.lensing.visible_arcs`, up to
+    10 x ``n_arcs`` drawn): small arcs on the bright core of a large host are
+    invisible at the model's input and must not be labelled "lens".
+    """
     try:
         import lenstronomy  # noqa: F401
 
-        from ..lensing import ArcInjector, is_lens_host
+        from ..lensing import ArcInjector, is_lens_host, visible_arcs
     except ImportError as err:
         warnings.warn(f"lens injection disabled: {err}", stacklevel=2)
         return None
@@ -123,9 +133,24 @@ def lens_bank(table, images, cfg, sid, lens_caps):
     if len(host_idx) == 0:
         return None
     size = int(cfg["data"]["preload_size"])
-    injector = ArcInjector(seed=int(cfg["train"]["seed"]), size=size)
-    arcs = injector.arcs(int(cfg["align"].get("n_arcs", 300)))
-    return {"hosts": images[host_idx], "arcs": arcs, "injector": injector,
+    seed = int(cfg["train"]["seed"])
+    n_arcs = int(cfg["align"].get("n_arcs", 300))
+    min_contrast = float(cfg["align"].get("lens_min_contrast", 0.0) or 0.0)
+    injector = ArcInjector(seed=seed, size=size)
+    hosts = images[host_idx]
+    # The typical host: the median image of (up to 512 of) the hosts.
+    rng = np.random.default_rng(seed_for(seed, "lens_hosts"))
+    sample = np.sort(rng.choice(len(hosts), size=min(512, len(hosts)), replace=False))
+    typical = np.median(hosts[sample], axis=0)
+    arcs, contrast, n_drawn = visible_arcs(injector, n_arcs, typical, min_contrast)
+    if len(arcs) == 0:
+        warnings.warn(f"lens injection disabled: none of {n_drawn} simulated arcs reaches [align] "
+                      f"lens_min_contrast = {min_contrast} on these hosts", stacklevel=2)
+        return None
+    if min_contrast > 0:
+        print(f"lens arcs: kept {len(arcs)} of {n_drawn} drawn with contrast >= {min_contrast} "
+              f"(median {np.median(contrast):.2f})")
+    return {"hosts": hosts, "arcs": arcs, "injector": injector, "contrast": contrast,
             "caption_ids": np.array([sid[c] for c in lens_caps])}
 
 
