@@ -42,6 +42,7 @@ _LAZY = {
     "LegacySurvey": "cutouts",
     "plot_results": "plotting",
     "write_html": "report",
+    "show": "report",
     "result_images": "thumbnails",
     "feedback_search": "rerank",
     "draw_symbol": "sketch",

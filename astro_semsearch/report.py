@@ -51,7 +51,7 @@ from ._validate import finite_or_none as _number
 from .catalog import column_degrees
 from .exceptions import InvalidInputError, InvalidTypeError
 
-__all__ = ["write_html", "render_html", "FORMAT"]
+__all__ = ["write_html", "render_html", "show", "FORMAT"]
 
 FORMAT = "semsearch-html"
 """Name of the astropy unified-I/O format: ``table.write(path, format=FORMAT)``."""
@@ -345,6 +345,47 @@ def write_html(
         return None
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
+
+
+class Cards:
+    """The report's cards of a result table, shown inline by a Jupyter notebook (`show`)."""
+
+    def __init__(self, html: str):
+        self.html = html
+
+    def _repr_html_(self) -> str:
+        # The page's own <style> and cards, without the document shell a notebook does not want.
+        body = self.html[self.html.index("<style>"):self.html.index("</style>") + 8]
+        main = self.html[self.html.index('<main class="hits">'):self.html.index("</main>") + 7]
+        return f'<div class="astro-semsearch">{body}{main}</div>'
+
+    def __repr__(self) -> str:
+        return f"<Cards: {self.html.count('<article')} hits>"
+
+
+def show(results: Table, *, images: Any = None, index: Any = None, source: Any = None, thumb_size: int = 128,
+         progress: bool | None = None) -> Cards:
+    """The hits as cards with thumbnails, for a notebook: ``show(hits)`` as the last line of a cell.
+
+    The same cards as `write_html` (thumbnail, rank, scores, identifier,
+    position, sky-viewer link); thumbnails come from `~astro_semsearch.thumbnails.result_images`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.table import Table
+    >>> hits = Table({"rank": [1], "object_id": ["a"], "ra": [1.0], "dec": [2.0], "score": [0.5]})
+    >>> cards = show(hits, images=[np.zeros((8, 8, 3), np.uint8)])
+    >>> cards, "data:image/jpeg;base64" in cards._repr_html_()
+    (<Cards: 1 hits>, True)
+    """
+    from .thumbnails import result_images
+
+    if isinstance(results, Row):
+        results = results.table[results.index : results.index + 1]
+    thumb_size = check_int(thumb_size, "thumb_size", minimum=8, maximum=1024)
+    thumbs = result_images(results, index=index, size=thumb_size, source=source, images=images, progress=progress)
+    return Cards(render_html(results, thumbs, thumb_size=thumb_size))
 
 
 # --------------------------------------------------------------------------- astropy unified I/O
