@@ -121,13 +121,27 @@ def test_same_pixels_as_the_http_path(mirror, sky, tmp_path):
     np.testing.assert_allclose(bricks["image"], _truth(sky, coords, 48, pix), atol=2e-3 * peak)
 
 
-def test_coarse_stamps_are_resampled_adaptively(mirror, sky):
-    c = _coords(("1001p100", 0.0, 0.0))
-    t = LegacySurveyBricks(mirror, brick_size=BRICK).get_cutouts(c, size=24, pixscale=1.0)
-    truth = _truth(sky, c, 24, 1.0)
-    # An averaging kernel, not point samples: close to the sky, a little smoother.
-    assert np.abs(t["image"][0] - truth).max() < 0.1 * truth.max()
-    assert t["image"][0].max() <= truth.max() * 1.01
+def test_fast_bilinear_path_equals_reproject_interp(mirror):
+    coords = _coords(("1000p100", 0.1, 0.0), ("1001p100", -0.45, 0.45))  # inside; over a corner
+    pix = [PIXSCALE, 0.35]
+    fast = LegacySurveyBricks(mirror, brick_size=BRICK).get_cutouts(coords, size=40, pixscale=pix)
+    ref = LegacySurveyBricks(mirror, brick_size=BRICK, resample="interp").get_cutouts(coords, size=40, pixscale=pix)
+    assert fast["ok"].all() and ref["ok"].all()
+    np.testing.assert_allclose(fast["image"], ref["image"], atol=1e-5 * float(np.max(ref["image"])))
+
+
+@pytest.mark.parametrize("pixscale", [0.5, 1.0])
+def test_coarse_stamps_average_the_brick_pixels(mirror, sky, pixscale):
+    c = _coords(("1001p100", 0.0, 0.0), ("1001p100", 0.4, 0.4))  # inside; over a corner
+    t = LegacySurveyBricks(mirror, brick_size=BRICK).get_cutouts(c, size=24, pixscale=pixscale)
+    adaptive = LegacySurveyBricks(mirror, brick_size=BRICK, resample="adaptive").get_cutouts(c, size=24,
+                                                                                            pixscale=pixscale)
+    truth = _truth(sky, c, 24, pixscale)
+    assert t["ok"].all() and adaptive["ok"].all()
+    # Averages, not point samples: close to the sky, a little smoother; close to reproject_adaptive's kernel.
+    assert np.abs(t["image"] - truth).max() < 0.1 * truth.max()
+    assert t["image"].max() <= truth.max() * 1.01
+    assert np.abs(t["image"] - adaptive["image"]).max() < 0.05 * truth.max()
 
 
 # ---------------------------------------------------------------------------------------------- (b) brick edges
@@ -184,6 +198,21 @@ def test_each_brick_file_is_opened_once_per_build(mirror, tmp_path):
     assert index.ntotal == 12 and index.manifest["build"]["request"]["source"] == "LegacySurveyBricks"
     assert len(src.opened) == 3 * len(set(names)) and set(src.opened.values()) == {1}
     assert index.manifest["build"]["framing"]["size"] + index.manifest["build"]["framing"]["min"] == 12
+
+
+def test_cli_build_from_bricks(mirror, tmp_path, tiny_model_dir, capsys):
+    from astro_semsearch.cli import main
+    from astro_semsearch.index import GalaxyIndex
+
+    c = _coords(("1000p100", 0.0, 0.0), ("1001p101", 0.1, -0.1), ("1002p100", 0.0, 0.2))
+    Table({"object_id": ["a", "b", "c"], "ra": c.ra.deg, "dec": c.dec.deg, "shape_r": [1.0, 2.0, 3.0]}).write(
+        tmp_path / "cat.ecsv")
+    assert main(["build-index", str(tmp_path / "cat.ecsv"), "--out", str(tmp_path / "idx"), "--size", "32",
+                 "--model", str(tiny_model_dir), "--source", "bricks", "--bricks", str(mirror),
+                 "--brick-size", str(BRICK)]) == 0
+    assert "3 galaxies indexed" in capsys.readouterr().out
+    index = GalaxyIndex.load(tmp_path / "idx")
+    assert index.manifest["build"]["request"]["source"] == "LegacySurveyBricks"
 
 
 # ---------------------------------------------------------------------------------------------- remote files

@@ -69,6 +69,7 @@ from ..index import GalaxyIndex, ShardedIndex
 from ..index.storage import MANIFEST_FILE
 from .partitions import brick_bounds, brick_order
 from .single import build_index
+from .sizes import size_column_of, warn_unknown_framing
 
 __all__ = ["build_index_dask"]
 
@@ -207,6 +208,10 @@ def build_index_dask(
     build_kw.pop("progress", None)  # workers never draw progress bars
     catalog, cat_path = read_catalog(catalog)
     n = len(catalog)
+    if build_kw.get("images") is None and build_kw.get("size_column") is None and size_column_of(catalog, None) is None:
+        # One warning for the whole build, here, rather than one per partition on the workers.
+        warn_unknown_framing(build_kw.get("size", 256), build_kw.get("pixscale", 0.262))
+        build_kw["size_column"] = False
     bricks = None
     if partition_by is not None:
         check_choice(partition_by, "partition_by", ("brick",))
