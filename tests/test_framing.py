@@ -112,6 +112,16 @@ def test_one_warning_without_sizes(legacy_server, tmp_path):
     assert _no_framing_warning(again)
 
 
+def test_one_warning_for_a_whole_dask_build(tmp_path):
+    pytest.importorskip("distributed")
+    from astro_semsearch.build import build_index_dask
+
+    with pytest.warns(AstropyUserWarning, match="framing unknown") as record, \
+            pytest.raises(InvalidInputError, match="npartitions"):
+        build_index_dask(_cat(mag=[17.0, 18.0]), out=tmp_path / "idx", client=object(), npartitions=0)
+    assert sum("framing unknown" in str(w.message) for w in record) == 1
+
+
 def test_per_row_pixscale_in_get_cutouts(legacy_server):
     c = SkyCoord([10, 11], [0, 1], unit="deg")
     t = LegacySurvey().get_cutouts(c, size=SIZE, pixscale=[0.5, 1.0] * u.arcsec)
@@ -177,3 +187,14 @@ def test_the_rule_and_the_names():
     from astro_semsearch.model import DEFAULT_CONFIG
 
     assert DEFAULT_CONFIG["frame_r90"] == pytest.approx(6.4)
+
+
+@pytest.mark.parametrize("module", ["astro_semsearch.catalog", "astro_semsearch.cutouts.framing",
+                                    "astro_semsearch.cutouts.brickgrid", "astro_semsearch.cutouts.bricks",
+                                    "astro_semsearch.build.partitions"])
+def test_module_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
