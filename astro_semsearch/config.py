@@ -20,6 +20,11 @@ class Conf(_config.ConfigNamespace):
         "https://alasky.cds.unistra.fr/hips-image-services/hips2fits",
         "Base URL of the CDS hips2fits service (second cutout source).",
     )
+    legacysurvey_bricks_url = _config.ConfigItem(
+        "https://portal.nersc.gov/cfs/cosmo/data/legacysurvey/dr10/south",
+        "Base URL of a Legacy Surveys data release region holding coadd/<ddd>/<brick>/ brick images "
+        "(LegacySurveyBricks fetches them from here into astropy's download cache).",
+    )
     timeout = _config.ConfigItem(30.0, "Time limit in seconds for one HTTP request.", cfgtype="float")
     max_concurrency = _config.ConfigItem(
         4, "Cutout requests in flight at once (be polite to the public service).", cfgtype="integer"

@@ -23,8 +23,10 @@ Where the images come from, tried in this order for each row:
    viewer (`~astro_semsearch.cutouts.get_cutouts`, ``format="jpeg"``), or
    hips2fits for an index built from it. Cutouts are kept in astropy's
    download cache, so calling again sends no request. The field of view is
-   the one the index was built with (``size * pixscale`` in its manifest),
-   else 256 pixels of 0.262 arcsec (67 arcsec).
+   the one the index was built with: each row's own (its ``pixscale``
+   column times the build's ``size``) for an index framed by galaxy size
+   (``build_index(size_column=...)``), else ``size * pixscale`` of its
+   manifest, else 256 pixels of 0.262 arcsec (67 arcsec).
 
 A row with no image gets ``None``, and one `~astropy.utils.exceptions.AstropyUserWarning`
 names every such object and why.
@@ -177,8 +179,8 @@ def result_images(
     progress : bool, optional
         Progress bar while fetching cutouts (default ``conf.show_progress``).
     fov : angle, optional
-        Field of view of fetched cutouts (default: the index's build request,
-        else 67 arcsec).
+        Field of view of fetched cutouts (default: each row's field in an
+        index framed by size, else the index's build request, else 67 arcsec).
 
     Returns
     -------
@@ -214,7 +216,8 @@ def result_images(
         for i in todo:
             found.note(i, "fetching is off (source=False)", sep=", and ")
     elif todo:
-        _fetch(results, todo, found, size=size, source=source, req=req, fov=fov, progress=progress)
+        _fetch(results, todo, found, size=size, source=source, req=req, fov=fov, progress=progress,
+               row_fov=None if fov is not None else _row_fields(results, idx, req, ids))
     missing = found.missing()
     if missing:
         labels = [oid if oid is not None else f"row {i}" for i, oid in enumerate(ids)]
@@ -342,7 +345,25 @@ def _from_index_directory(found: _Found, idx, req: dict, ids, todo: list[int]) -
             found.note(i, f"no file in {directory.name}/")
 
 
-def _fetch(results: Table, todo: list[int], found: _Found, *, size, source, req, fov, progress) -> None:
+def _row_fields(results: Table, idx, req: dict, ids) -> np.ndarray | None:
+    """Each row's field of view (arcsec) in an index framed by size: its ``pixscale`` times the build ``size``."""
+    if not req.get("framing") or not req.get("size"):
+        return None
+    if "pixscale" in results.colnames:
+        pix = np.asarray(u.Quantity(results["pixscale"]).value, dtype=np.float64)
+    elif idx is not None and "pixscale" in idx.table.colnames:
+        rows = np.asarray(idx.rows_of([i or "" for i in ids]))
+        col = np.asarray(u.Quantity(idx.table["pixscale"]).value, dtype=np.float64)
+        pix = np.where(rows >= 0, col[np.maximum(rows, 0)], np.nan)
+    else:
+        return None
+    fields = pix * float(req["size"])
+    # A row without a known scale (not in the index) gets the build's fallback request.
+    return np.where(np.isfinite(fields) & (fields > 0), fields, float(req["size"]) * float(req.get("pixscale", 0.262)))
+
+
+def _fetch(results: Table, todo: list[int], found: _Found, *, size, source, req, fov, progress,
+           row_fov=None) -> None:
     """Step 3: JPEG cutouts of the rows ``todo`` (errors noted, never raised)."""
     if "ra" not in results.colnames or "dec" not in results.colnames:
         for i in todo:
@@ -364,6 +385,8 @@ def _fetch(results: Table, todo: list[int], found: _Found, *, size, source, req,
     fov = u.Quantity(fov, u.arcsec)
     npix = size or 256
     pixscale = round(float(fov.to_value(u.arcsec)) / npix, 6)
+    if row_fov is not None:  # each galaxy framed as it was embedded
+        pixscale = np.round(np.asarray(row_fov, dtype=np.float64)[todo] / npix, 6)
     layer = None
     same_service = ((isinstance(service, Hips2FitsCutouts) and recorded == "Hips2FitsCutouts")
                     or (isinstance(service, LegacySurvey) and recorded == "LegacySurvey"))

@@ -11,7 +11,14 @@ names (``ra, dec, layer, pixscale, size, bands``):
 * a synthetic galaxy (an elliptical Sersic-like blob) whose size, ellipticity
   and angle depend on (ra, dec), so every position gives a different image;
 * blank (all-zero) images outside a fake footprint (``dec < -30``);
-* ``size`` silently clamped at 3000, as the real service does.
+* ``size`` silently clamped at 3000, as the real service does;
+* with ``sky=`` (a callable ``sky(ra_deg, dec_deg, band) -> flux``, e.g.
+  ``tests/sky.py``'s `SkyModel`), cutouts of that sky instead: every pixel
+  is the sky at its centre on the cutout's TAN projection (the header's),
+  so a cutout can be compared with stamps resampled from bricks of the
+  same sky;
+* with ``files=DIR``, the files under ``DIR`` at ``/files/<path>`` (404 if
+  absent): a survey mirror's brick images for `LegacySurveyBricks(url=...)`.
 
 It can be told to misbehave for the next requests (`LegacyServer.fail`):
 HTTP 500, 429 with ``Retry-After``, hang past the client's time-out,
@@ -63,6 +70,20 @@ def synthetic_cutout(ra: float, dec: float, size: int, bands: str = "grz") -> np
     return np.stack([colours.get(b, 1.0) * profile for b in bands]).astype(np.float32) + noise
 
 
+def _render(sky, ra: float, dec: float, size: int, pixscale: float, bands: str) -> np.ndarray:
+    """The sky at the centre of every pixel of a TAN cutout centred on (ra, dec) (the FITS header's WCS)."""
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [ra, dec]
+    w.wcs.crpix = [(size + 1) / 2, (size + 1) / 2]
+    w.wcs.cd = [[-pixscale / 3600, 0.0], [0.0, pixscale / 3600]]
+    yy, xx = np.mgrid[0:size, 0:size]
+    wra, wdec = w.pixel_to_world_values(xx, yy)
+    return np.stack([sky(wra, wdec, b) for b in bands]).astype(np.float32)
+
+
 def _to_jpeg(bands_img: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -108,7 +129,8 @@ class LegacyServer:
         ``delay(params) -> seconds`` to wait before answering (ordering tests).
     """
 
-    def __init__(self):
+    def __init__(self, sky=None, files=None):
+        self.sky, self.files = sky, files
         self.counts: collections.Counter = collections.Counter()
         self.queries: list[dict] = []
         self.delay = None
@@ -174,6 +196,15 @@ class LegacyServer:
         h.end_headers()
         h.wfile.write(body)
 
+    def _send_file(self, h, rel: str):
+        import pathlib
+
+        root = pathlib.Path(self.files).resolve()
+        target = (root / urllib.parse.unquote(rel)).resolve()
+        if root not in target.parents or not target.is_file():
+            return self._send(h, 404, b"Not found", "text/plain")
+        return self._send(h, 200, target.read_bytes(), "application/octet-stream")
+
     def _handle(self, h) -> None:
         parsed = urllib.parse.urlsplit(h.path)
         path = parsed.path
@@ -196,6 +227,8 @@ class LegacyServer:
                     self._stop.wait(opts.get("seconds", 5.0))
                     h.close_connection = True
                     return None
+            if path.startswith("/files/") and self.files is not None:
+                return self._send_file(h, path[len("/files/"):])
             if path not in ("/fits-cutout", "/jpeg-cutout"):
                 return self._send(h, 404, b"Not found", "text/plain")
             try:
@@ -206,7 +239,8 @@ class LegacyServer:
                 bands = params.get("bands", "grz")
             except (KeyError, ValueError) as exc:
                 return self._send(h, 400, f"bad request: {exc}".encode(), "text/plain")
-            img = synthetic_cutout(ra, dec, size, bands)
+            img = synthetic_cutout(ra, dec, size, bands) if self.sky is None else _render(self.sky, ra, dec, size,
+                                                                                          pixscale, bands)
             if path == "/fits-cutout":
                 body, ctype = _to_fits(img, ra, dec, pixscale, bands, layer), "image/fits"
             else:

@@ -62,12 +62,14 @@ import numpy as np
 from astropy.table import Table, vstack
 
 from .._io import atomic_write_bytes
-from .._validate import check_int
+from .._validate import check_choice, check_int
 from ..catalog import content_sha256, read_catalog
 from ..exceptions import InvalidInputError, InvalidTypeError
 from ..index import GalaxyIndex, ShardedIndex
 from ..index.storage import MANIFEST_FILE
+from .partitions import brick_bounds, brick_order
 from .single import build_index
+from .sizes import size_column_of, warn_unknown_framing
 
 __all__ = ["build_index_dask"]
 
@@ -148,6 +150,7 @@ def build_index_dask(
     name: str | None = None,
     survey: str | None = None,
     overwrite: bool = False,
+    partition_by: str | None = None,
     **build_kw: Any,
 ):
     """Build an index on a Dask cluster, one `build_index` per catalogue partition.
@@ -174,6 +177,13 @@ def build_index_dask(
         Index kind and manifest fields (see `GalaxyIndex.build`).
     overwrite : bool
         Replace an existing ``out``.
+    partition_by : {None, "brick"}
+        None: partitions are equal runs of catalogue rows. ``"brick"``: the
+        rows are sorted (stably) by survey brick (a ``brickname`` column, else
+        the brick of each position, from ``source``'s bricks table when it is a
+        `~astro_semsearch.cutouts.LegacySurveyBricks`) and partitions are cut
+        at brick boundaries, so each brick's files are read by one task. The
+        index then lists the galaxies brick by brick.
     **build_kw
         Passed on to `build_index` (``images=``, ``file_column=``, ``size=``,
         ``source=``, ``keep_columns=``, ``chunk_size=``, ...). ``source`` must
@@ -198,6 +208,15 @@ def build_index_dask(
     build_kw.pop("progress", None)  # workers never draw progress bars
     catalog, cat_path = read_catalog(catalog)
     n = len(catalog)
+    if build_kw.get("images") is None and build_kw.get("size_column") is None and size_column_of(catalog, None) is None:
+        # One warning for the whole build, here, rather than one per partition on the workers.
+        warn_unknown_framing(build_kw.get("size", 256), build_kw.get("pixscale", 0.262))
+        build_kw["size_column"] = False
+    bricks = None
+    if partition_by is not None:
+        check_choice(partition_by, "partition_by", ("brick",))
+        catalog, bricks = brick_order(catalog, build_kw.get("source"), build_kw.get("ra_column"),
+                                      build_kw.get("dec_column"))
     if build_kw.get("images") is not None:
         if not Path(build_kw["images"]).is_dir():
             raise FileNotFoundError(f"image directory {build_kw['images']} does not exist")
@@ -208,6 +227,9 @@ def build_index_dask(
             threads = sum(client.nthreads().values()) or 1
             npartitions = max(1, min(4 * threads, -(-n // 1000)))
         npartitions = int(min(check_int(npartitions, "npartitions"), n))
+        bounds = np.linspace(0, n, npartitions + 1).round().astype(int) if bricks is None else \
+            brick_bounds(bricks, npartitions)
+        npartitions = len(bounds) - 1
         work.mkdir(parents=True, exist_ok=True)
         spec, model_obj = _model_spec(model, work)
         expected = {
@@ -217,12 +239,13 @@ def build_index_dask(
             "npartitions": npartitions,
             "model_fingerprint": str(model_obj.fingerprint),
             "kind": kind,
+            "partition_by": partition_by,
             "build_kw": {k: (v if isinstance(v, (str, int, float, bool, type(None), list)) else repr(v))
                          for k, v in sorted(build_kw.items())},
         }
         _check_work_manifest(work, expected)
         part_kind = "flat" if merge else kind  # a merged build rebuilds the FAISS index anyway
-        resumed = _run_partitions(client, catalog, work, npartitions, spec, expected["catalog_sha256"][:8],
+        resumed = _run_partitions(client, catalog, work, bounds, spec, expected["catalog_sha256"][:8],
                                   dict(build_kw, kind=part_kind, survey=survey), name or out.name, out.name)
         address = None if own else getattr(getattr(client, "scheduler", None), "address", None)
     parts = [work / _part_name(i) for i in range(npartitions)]
@@ -275,12 +298,11 @@ def _check_work_manifest(work: Path, expected: dict) -> None:
         atomic_write_bytes(wman, (json.dumps(expected, indent=2) + "\n").encode())
 
 
-def _run_partitions(client, catalog: Table, work: Path, npartitions: int, spec: str, digest: str, kw: dict,
+def _run_partitions(client, catalog: Table, work: Path, bounds: np.ndarray, spec: str, digest: str, kw: dict,
                     name: str, key_name: str) -> int:
     """Submit one task per unfinished partition (contiguous row ranges) and wait; return the number resumed."""
-    bounds = np.linspace(0, len(catalog), npartitions + 1).round().astype(int)
     futures, resumed = [], 0
-    for i in range(npartitions):
+    for i in range(len(bounds) - 1):
         part = work / _part_name(i)
         if _finished(part):
             resumed += 1

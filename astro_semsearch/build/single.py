@@ -63,6 +63,7 @@ from ..cutouts import Hips2FitsCutouts, LegacySurvey, resolve_source
 from ..exceptions import InvalidInputError
 from ..images import find_image, is_blank, load_image
 from ..index import GalaxyIndex
+from .sizes import frame_rows, size_column_of, warn_unknown_framing
 from .work import WORK_FORMAT, chunk_path, open_work_dir, read_chunk, write_chunk
 
 __all__ = ["build_index"]
@@ -84,6 +85,7 @@ def build_index(
     keep_columns: Sequence[str] | None = None,
     size: int = 256,
     pixscale: float = 0.262,
+    size_column: str | bool | None = None,
     layer: str | None = None,
     bands: str = "grz",
     format: str | None = None,
@@ -122,7 +124,19 @@ def build_index(
     size, pixscale, layer, bands, format
         Cutout request (see `LegacySurvey.get_cutouts`); default 256 pixels
         of 0.262 arcsec, layer ``"ls-dr10"``, FITS ``grz`` fluxes (JPEG for
-        ``source="hips2fits"``, whose default HiPS is a colour one).
+        ``source="hips2fits"``, whose default HiPS is a colour one). With a
+        size column, ``pixscale`` is only the fallback of rows without a size.
+    size_column : str, None or False
+        Frame each galaxy by its size: the column of sizes (default: found by
+        name, Tractor ``shape_r``, SDSS ``petroR90_r``, SGA ``D26``, see
+        `astro_semsearch.catalog.SIZE_COLUMNS`; another column must have an
+        angle unit and is taken as R90). Each cutout then spans the model's
+        ``frame_r90`` (6.4) x R90, at no finer than 0.262"/pixel and at most
+        30 arcmin across (`astro_semsearch.cutouts.framing`); the index
+        catalogue gets ``pixscale`` (arcsec/pixel) and ``framing`` (``size``,
+        ``min``, ``max`` or ``fixed``) columns. Without one every galaxy gets
+        the fixed request and one `AstropyUserWarning` says so; ``False``
+        asks for the fixed request knowingly (no warning).
     images : path, optional
         Read images from this directory instead of fetching cutouts; the
         ``file_column`` (default: a column named file/filename/path) holds
@@ -156,12 +170,16 @@ def build_index(
     batch_size = check_int(batch_size, "batch_size")
     chunk_size = check_int(chunk_size, "chunk_size")
     plan = _plan(catalog, id_column=id_column, ra_column=ra_column, dec_column=dec_column,
-                 keep_columns=keep_columns, images=images, file_column=file_column)
+                 keep_columns=keep_columns, images=images, file_column=file_column, size_column=size_column)
     if model is None:
         from ..model import load_model
 
         model = load_model()
     src, src_name, format = _source(source, plan.images, format)
+    framing = None if plan.images is not None else frame_rows(plan.catalog, plan.size_col, model=model,
+                                                                 size=size, pixscale=pixscale)
+    if plan.images is None and framing is None and size_column is not False:
+        warn_unknown_framing(size, pixscale)
     expected = {
         "work_format": WORK_FORMAT,
         "catalog_sha256": content_sha256(plan.catalog, sorted(plan.used | set(plan.keep))),
@@ -170,7 +188,7 @@ def build_index(
         "model_dim": int(model.dim),
         "chunk_size": chunk_size,
         "request": {"source": src_name, "size": int(size), "pixscale": float(pixscale), "layer": layer,
-                    "bands": bands, "format": format},
+                    "bands": bands, "format": format, **({"framing": framing.rule} if framing else {})},
         # Where the images were, so thumbnails/plots can show them later.
         "images": None if plan.images is None else {"directory": str(plan.images.resolve()),
                                                      "file_column": plan.fcol},
@@ -179,10 +197,14 @@ def build_index(
     open_work_dir(work, expected)
     request = dict(size=size, pixscale=pixscale, layer=layer, bands=bands, format=format)
     show = conf.show_progress if progress is None else bool(progress)
-    stats = _run_chunks(plan, work, model, src, request, chunk_size, batch_size, show)
+    stats = _run_chunks(plan, work, model, src, request, chunk_size, batch_size, show,
+                        None if framing is None else framing.pixscale)
     rows, embeddings, skipped = _assemble(plan, work, chunk_size, int(model.dim))
-    index = GalaxyIndex.build(embeddings, _index_catalog(plan, rows), kind=kind, model=model,
-                              name=name or out.name, survey=survey)
+    table = _index_catalog(plan, rows)
+    if framing is not None:
+        table["pixscale"] = framing.pixscale[rows] * (u.arcsec / u.pix)
+        table["framing"] = framing.status[rows]
+    index = GalaxyIndex.build(embeddings, table, kind=kind, model=model, name=name or out.name, survey=survey)
     index.manifest["build"] = {
         "catalog": plan.path.name if plan.path is not None else None,
         "catalog_sha256": expected["catalog_sha256"],
@@ -194,6 +216,7 @@ def build_index(
         "skipped": [{"object_id": str(i), "reason": str(r)} for i, r in zip(skipped["object_id"][:100],
                                                                           skipped["reason"][:100])],
         "throughput": stats,
+        **({"framing": framing.counts()} if framing else {}),
     }
     index.save(out, overwrite=overwrite)
     # Written after the atomic save: the full list of skipped rows, beside the index files.
@@ -223,13 +246,15 @@ class _Plan:
     used: set[str]
     images: Path | None
     fcol: str | None
+    size_col: str | None = None
 
     @property
     def n(self) -> int:
         return len(self.catalog)
 
 
-def _plan(catalog, *, id_column, ra_column, dec_column, keep_columns, images, file_column) -> _Plan:
+def _plan(catalog, *, id_column, ra_column, dec_column, keep_columns, images, file_column,
+          size_column=None) -> _Plan:
     """Read and check the catalogue: ids unique, positions valid, image directory and columns there."""
     catalog, cat_path = read_catalog(catalog)
     if id_column not in catalog.colnames:
@@ -252,14 +277,17 @@ def _plan(catalog, *, id_column, ra_column, dec_column, keep_columns, images, fi
         if not images.is_dir():
             raise FileNotFoundError(f"image directory {images} does not exist")
         fcol = find_column(catalog, file_column, FILE_NAMES, "file")
+    size_col = size_column_of(catalog, size_column) if images is None else None
     used = {id_column, ra_col, dec_col} | ({fcol} if fcol else set())
     keep = _kept_columns(catalog, keep_columns, used, fcol)
     keep = [c for c in keep if c not in (id_column, ra_col, dec_col)]
-    clash = [c for c in keep if c in ("object_id", "ra", "dec")]
+    used |= {size_col} if size_col else set()  # part of what the work directory was made from
+    own = ("object_id", "ra", "dec") + (("pixscale", "framing") if size_col else ())
+    clash = [c for c in keep if c in own]
     if clash:
-        raise InvalidInputError(f"catalogue columns {clash} would clash with the index's own object_id/ra/dec; "
+        raise InvalidInputError(f"catalogue columns {clash} would clash with the index's own {'/'.join(own)}; "
                                 "drop them with keep_columns")
-    return _Plan(catalog, cat_path, ids, ra, dec, keep, used, images, fcol)
+    return _Plan(catalog, cat_path, ids, ra, dec, keep, used, images, fcol, size_col)
 
 
 def _kept_columns(catalog: Table, keep_columns, used: set[str], fcol: str | None) -> list[str]:
@@ -289,7 +317,7 @@ def _source(source, images: Path | None, format: str | None):
 
 
 def _run_chunks(plan: _Plan, work: Path, model, src, request: dict, chunk_size: int, batch_size: int,
-                show: bool) -> dict:
+                show: bool, pixscales: np.ndarray | None = None) -> dict:
     """Fetch (or read) and embed every chunk not finished yet; return the throughput record."""
     t_fetch = t_embed = 0.0
     n_fetched = n_embedded = n_resumed = 0
@@ -305,7 +333,8 @@ def _run_chunks(plan: _Plan, work: Path, model, src, request: dict, chunk_size: 
         if plan.images is not None:
             arrays, reasons = _local_images(plan.images, [str(v) for v in plan.catalog[plan.fcol][lo:hi]])
         else:
-            arrays, reasons = _remote_images(src, plan.ra[lo:hi], plan.dec[lo:hi], **request)
+            req = request if pixscales is None else dict(request, pixscale=pixscales[lo:hi])
+            arrays, reasons = _remote_images(src, plan.ra[lo:hi], plan.dec[lo:hi], **req)
         t1 = time.perf_counter()
         good = [i for i, a in enumerate(arrays) if a is not None]
         emb = (np.asarray(model.embed_images(_stack([arrays[i] for i in good]), batch_size=batch_size),

@@ -10,6 +10,15 @@ Two services share one interface:
     The CDS hips2fits service (``conf.hips2fits_url``) resampling the DR10
     HiPS, a second source for when the viewer is slow or down.
 
+A third source, `LegacySurveyBricks`, resamples the survey's own brick
+coadds (a local mirror, or files fetched once into astropy's cache from
+``conf.legacysurvey_bricks_url``): no request per galaxy, for bulk builds.
+Its ``get_cutouts`` returns the same table (FITS fluxes only).
+
+Framing by size (`astro_semsearch.cutouts.framing`) turns each galaxy's R90
+into the pixel scale that frames it as the model was trained; every
+``get_cutouts`` takes one ``pixscale`` per position.
+
 Both are `astroquery.query.BaseQuery` subclasses with the usual
 ``get_cutout_async`` (raw response) / ``get_cutout`` (parsed) pair, and a
 ``get_cutouts`` for many positions at once that
@@ -48,12 +57,13 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import InvalidInputError, TargetNotFoundError
+from .bricks import LegacySurveyBricks
 from .hips2fits import DR10_HIPS, Hips2FitsCutouts
 from .legacysurvey import LegacySurvey, viewer_urls
 from .service import MAX_SIZE, CutoutService
 
-__all__ = ["LegacySurvey", "Hips2FitsCutouts", "CutoutService", "get_cutouts", "resolve_source", "fetch_and_embed",
-           "viewer_urls", "MAX_SIZE", "DR10_HIPS"]
+__all__ = ["LegacySurvey", "Hips2FitsCutouts", "LegacySurveyBricks", "CutoutService", "get_cutouts",
+           "resolve_source", "fetch_and_embed", "viewer_urls", "MAX_SIZE", "DR10_HIPS"]
 
 
 def get_cutouts(coordinates, *, source: str | CutoutService | None = None, **kwargs) -> Table:
@@ -64,15 +74,16 @@ def get_cutouts(coordinates, *, source: str | CutoutService | None = None, **kwa
     return resolve_source(source).get_cutouts(coordinates, **kwargs)
 
 
-def resolve_source(source) -> CutoutService:
-    """A cutout service from a name (``"legacysurvey"``, ``"hips2fits"``) or a `CutoutService` instance."""
+def resolve_source(source) -> CutoutService | LegacySurveyBricks:
+    """A cutout source from a name (``"legacysurvey"``, ``"hips2fits"``), a `CutoutService` or `LegacySurveyBricks`."""
     if source is None or (isinstance(source, str) and source.lower() in ("legacysurvey", "legacy", "ls")):
         return LegacySurvey()
     if isinstance(source, str) and source.lower() == "hips2fits":
         return Hips2FitsCutouts()
-    if isinstance(source, CutoutService):
+    if isinstance(source, (CutoutService, LegacySurveyBricks)):
         return source
-    raise InvalidInputError(f"source must be 'legacysurvey', 'hips2fits' or a LegacySurvey/Hips2FitsCutouts, got {source!r}")
+    raise InvalidInputError(f"source must be 'legacysurvey', 'hips2fits' or a LegacySurvey/Hips2FitsCutouts/"
+                            f"LegacySurveyBricks, got {source!r}")
 
 
 def fetch_and_embed(coord, model, *, source=None, size: int = 256, pixscale=0.262, layer: str | None = None,

@@ -59,6 +59,21 @@ def _check_size_pixscale(size, pixscale) -> tuple[int, float]:
     return int(size), pixscale
 
 
+def _check_pixscales(pixscale, n: int) -> np.ndarray:
+    """One pixel scale per position (arcsec/pixel), each positive and finite."""
+    try:
+        values = np.asarray(u.Quantity(pixscale, u.arcsec).to_value(u.arcsec), dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError, u.UnitsError):
+        raise InvalidTypeError("pixscale must be numbers (arcsec/pixel) or angles, one per position") from None
+    if values.shape != (n,):
+        raise InvalidInputError(f"pixscale has {values.size} values but there are {n} positions; give one "
+                                "number, or one per position")
+    bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+    if bad.size:
+        raise InvalidInputError(f"pixscale must be positive numbers of arcsec/pixel; bad rows {bad[:5].tolist()}")
+    return values
+
+
 def _retry_after(response) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
     value = response.headers.get("Retry-After")
@@ -269,8 +284,10 @@ class CutoutService(BaseQuery):
             Positions (any frame; converted to ICRS), or two arrays in degrees.
         size : int
             Pixels a side, 1 to 3000.
-        pixscale : float or angle
-            Arcsec per pixel (0.262 is the survey's native scale).
+        pixscale : float, angle, or array of them
+            Arcsec per pixel (0.262 is the survey's native scale); one value,
+            or one per position (each galaxy framed by its size, see
+            `astro_semsearch.cutouts.framing`).
         layer : str
             The survey layer, e.g. ``"ls-dr10"``, ``"ls-dr9"``.
         bands : str
@@ -298,7 +315,8 @@ class CutoutService(BaseQuery):
         if errors not in ("raise", "flag"):
             raise InvalidInputError(f"errors must be 'raise' or 'flag', got {errors!r}")
         c = as_skycoord(coordinates)
-        size, pixscale = _check_size_pixscale(size, pixscale)
+        pixscales = _check_pixscales(pixscale, len(c)) if np.ndim(pixscale) > 0 else None
+        size, pixscale = _check_size_pixscale(size, 0.262 if pixscales is not None else pixscale)
         layer, bands, format = self._check_strings(layer or self._default_layer, bands, format)
         ra, dec = c.ra.deg.astype(float), c.dec.deg.astype(float)
         url = self._endpoint(format)
@@ -307,7 +325,8 @@ class CutoutService(BaseQuery):
                     max_retries=int(conf.max_retries), backoff=float(conf.backoff))
 
         def one(i: int):
-            params = self._payload(float(ra[i]), float(dec[i]), size=size, pixscale=pixscale, layer=layer,
+            pix = pixscale if pixscales is None else float(pixscales[i])
+            params = self._payload(float(ra[i]), float(dec[i]), size=size, pixscale=pix, layer=layer,
                                    bands=bands, format=format)
             label = f"RA={ra[i]:.6f} Dec={dec[i]:+.6f} (row {i})"
             try:
@@ -321,7 +340,8 @@ class CutoutService(BaseQuery):
         arrays, errs = _run_parallel(one, len(c), show)
         t = self._result_table(arrays, errs, ra, dec, size=size, bands=bands, format=format)
         t.meta["astro_semsearch"] = {
-            "service": type(self).__name__, "url": url, "size": size, "pixscale": pixscale,
+            "service": type(self).__name__, "url": url, "size": size,
+            "pixscale": pixscale if pixscales is None else "per-row",
             "layer": layer, "bands": bands, "format": format,
         }
         return t

@@ -38,6 +38,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "dim": 128,
     "image_size": 64,
     "crop_fraction": 0.8,
+    # A cutout should span frame_r90 x R90 (Galaxy Zoo 2 framing; see astro_semsearch.cutouts.framing).
+    "frame_r90": 6.4,
     "bands": "grz",
     "stem_channels": 32,
     "channels": [64, 128, 256],

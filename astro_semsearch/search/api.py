@@ -174,6 +174,7 @@ def similar_to(
     min_separation: u.Quantity | None = 5 * u.arcsec,
     max_distance: u.Quantity = 1 * u.arcsec,
     region=None,
+    r90: u.Quantity | None = None,
 ) -> Table:
     """Find the galaxies that look most like an example.
 
@@ -201,6 +202,12 @@ def similar_to(
         How far a SkyCoord target may be from an indexed galaxy.
     region : optional
         As in `semantic_search`.
+    r90 : angle, optional
+        For a SkyCoord target that is not indexed: the galaxy's R90 (the
+        radius holding 90% of its Petrosian light; about 2.5 x a Tractor
+        ``shape_r``). The fetched cutout then spans the model's ``frame_r90``
+        (6.4) x R90, as the model was trained; without it the fixed 256 px at
+        0.262"/px is fetched and an `AstropyUserWarning` says so.
 
     Returns
     -------
@@ -214,12 +221,13 @@ def similar_to(
     min_sep = check_angle(min_separation, "min_separation")
     max_dist = check_angle(max_distance, "max_distance", allow_none=False)
     exclude_self = check_bool(exclude_self, "exclude_self")
+    r90 = check_angle(r90, "r90", positive=True)
     index = open_index(index)
     rows_in = region_rows(index, region)
     lazy = LazyModel(model, index)
     if model is not None:
         lazy()  # an explicit model is always checked against the index
-    target = resolve_target(target, index, lazy, max_dist)
+    target = resolve_target(target, index, lazy, max_dist, r90)
     oid = None if target.row is None else str(index.object_ids([target.row])[0])
     q = Query.from_example(target.vector, target.description, oid)
     scores, rows = ranked(index, q.vector, k, min_sep=min_sep, exclude_row=target.row if exclude_self else None,

@@ -9,6 +9,7 @@ embedded), an image (array, FITS/JPEG/PNG file, FITS HDU) or an embedding.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,8 +19,10 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky
 from astropy.io import fits
 from astropy.table import Row
+from astropy.utils.exceptions import AstropyUserWarning
 
 from ..cutouts import fetch_and_embed
+from ..cutouts.framing import frame_pixscale, model_frame_r90, unknown_framing_message
 from ..exceptions import InvalidInputError, InvalidTypeError, TargetNotFoundError
 from ..images import is_image_path
 
@@ -60,15 +63,24 @@ def _indexed(index, object_id: str, description: str | None = None) -> Target:
     return Target(index.vectors([row])[0], row, index.coords([row])[0], description or str(object_id))
 
 
-def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity) -> Target:
-    """The indexed galaxy at a position, or a cutout of the position fetched and embedded."""
+def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity, r90=None) -> Target:
+    """The indexed galaxy at a position, or a cutout of the position (framed by ``r90``) fetched and embedded."""
     if not target.isscalar:
         raise InvalidInputError(f"give one position, got a SkyCoord of shape {target.shape}")
     label = target.to_string("decimal", precision=6)
     idx, sep, _ = match_coordinates_sky(target, index.coords())
     if sep <= max_distance:
         return _indexed(index, str(index.object_ids([int(idx)])[0]), label)
-    vec = np.asarray(fetch_and_embed(target, model()), dtype=np.float32).reshape(-1)
+    m = model()
+    size, pixscale = 256, 0.262  # the fixed request of fetch_and_embed and build_index
+    if r90 is None:
+        warnings.warn(unknown_framing_message(size, pixscale, where="similar_to", fix=(
+            "Pass r90= (the target's R90 as an angle, e.g. r90=12 * u.arcsec; for a Tractor shape_r use "
+            "2.5 x shape_r) to frame the cutout by the galaxy's size.")), AstropyUserWarning, stacklevel=4)
+    else:
+        pixscale = float(frame_pixscale([r90.to_value(u.arcsec)], size=size, frame_r90=model_frame_r90(m),
+                                        fixed_pixscale=pixscale).pixscale[0])
+    vec = np.asarray(fetch_and_embed(target, m, size=size, pixscale=pixscale), dtype=np.float32).reshape(-1)
     return Target(vec, None, target, f"cutout at {label}")
 
 
@@ -99,7 +111,7 @@ def _row(target: Row) -> Any:
     raise InvalidInputError(f"a table row target needs an object_id column or ra/dec columns; it has {cols}")
 
 
-def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity) -> Target:
+def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity, r90=None) -> Target:
     """Turn anything `~astro_semsearch.similar_to` accepts into a `Target`.
 
     Parameters
@@ -113,13 +125,16 @@ def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity
         embedded (an indexed target needs no model at all).
     max_distance : angle
         How far a position may be from an indexed galaxy to count as it.
+    r90 : angle, optional
+        R90 of a position target that is not indexed: its cutout is framed
+        to the model's ``frame_r90`` x R90 (`astro_semsearch.cutouts.framing`).
     """
     if isinstance(target, Row):
         target = _row(target)
         if isinstance(target, str):
             return _indexed(index, target)
     if isinstance(target, SkyCoord):
-        return _position(target, index, model, max_distance)
+        return _position(target, index, model, max_distance, r90)
     if isinstance(target, _HDUS):
         return Target(model().embed_images(target)[0], None, None, f"{type(target).__name__} image")
     if isinstance(target, os.PathLike) or (isinstance(target, str) and is_image_path(target)):
