@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from ..cutouts.framing import DEFAULT_FRAME_R90
 from ..exceptions import InvalidInputError
 
 __all__ = ["FRAME_SPAN_R90", "R90_RANGE", "is_lens_host", "pixscale_from_r90"]
 
-#: Side of a Galaxy Zoo 2 cutout in units of the galaxy's Petrosian R90.
-FRAME_SPAN_R90 = 6.4
+#: Side of a Galaxy Zoo 2 cutout in units of the galaxy's Petrosian R90 (the
+#: framing rule of `astro_semsearch.cutouts.framing`).
+FRAME_SPAN_R90 = DEFAULT_FRAME_R90
 
 #: Default range (arcsec) of the host R90 the simulators draw, log-uniformly, when
 #: given no pixel scale: typical of the smooth ellipticals that act as lenses.
