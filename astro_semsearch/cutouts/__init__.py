@@ -97,7 +97,10 @@ def fetch_and_embed(coord, model, *, source=None, size: int = 256, pixscale=0.26
     TargetNotFoundError
         When the position is outside the survey footprint (blank cutout).
     CutoutError
-        When the cutout cannot be fetched.
+        When the cutout cannot be fetched; a
+        `~astro_semsearch.exceptions.ServiceUnreachableError` (naming the URL
+        and the conf item to check) when the service cannot be reached, after
+        one quick retry rather than the full back-off.
     """
     t = resolve_source(source).get_cutouts(coord, size=size, pixscale=pixscale, layer=layer, bands=bands,
                                             format=format, cache=cache, errors="raise", progress=False)
