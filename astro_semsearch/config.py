@@ -25,15 +25,46 @@ class Conf(_config.ConfigNamespace):
         "Base URL of a Legacy Surveys data release region holding coadd/<ddd>/<brick>/ brick images "
         "(LegacySurveyBricks fetches them from here into astropy's download cache).",
     )
-    timeout = _config.ConfigItem(30.0, "Time limit in seconds for one HTTP request.", cfgtype="float")
+    timeout = _config.ConfigItem(
+        30.0, "Time limit in seconds for each read of an HTTP answer (the server silent that long: a time-out). "
+              "The whole request is limited by request_deadline.", cfgtype="float",
+    )
+    connect_timeout = _config.ConfigItem(
+        10.0, "Time limit in seconds to open a connection; a service that does not accept one in time counts "
+              "as unreachable (retried once only).", cfgtype="float",
+    )
+    request_deadline = _config.ConfigItem(
+        120.0, "Total time limit in seconds for one HTTP request, connection, answer and whole body included "
+               "(a server trickling its answer is cut there).", cfgtype="float",
+    )
+    max_body_bytes = _config.ConfigItem(
+        256 * 1024**2, "Largest answer body accepted, in bytes after decompression (the largest FITS cutout, "
+                       "3000 x 3000 pixels x 3 bands of float32, is 108 MB); a larger one is cut off unread.",
+        cfgtype="integer",
+    )
     max_concurrency = _config.ConfigItem(
         4, "Cutout requests in flight at once (be polite to the public service).", cfgtype="integer"
     )
     max_retries = _config.ConfigItem(
-        4, "Retries for a failed cutout request (429, 5xx, time-outs).", cfgtype="integer"
+        4, "Retries for a failed cutout request (429, 5xx, time-outs, resets, corrupt bodies); a connection "
+           "refused or a name not resolved is retried once only.", cfgtype="integer",
     )
     backoff = _config.ConfigItem(
         1.0, "Base back-off in seconds between retries (doubled each time).", cfgtype="float"
+    )
+    max_retry_after = _config.ConfigItem(
+        60.0, "Longest wait in seconds for one Retry-After asked by a server (429/503); a longer request is "
+              "cut to this.", cfgtype="float",
+    )
+    max_retry_time = _config.ConfigItem(
+        300.0, "Total time in seconds one cutout may take, all its attempts and the waits between them; no "
+               "retry starts (or waits) past it.", cfgtype="float",
+    )
+    unreachable_after = _config.ConfigItem(
+        8, "Cutouts in a row that fail for network reasons (connection refused, name not resolved, time-outs, "
+           "5xx/429 after their retries) after which the service is taken as down: get_cutouts, build_index and "
+           "similar_to stop with one ServiceUnreachableError naming the URL. A call whose positions (fewer than "
+           "this) all fail to connect stops the same way. 0: never stop, flag each row.", cfgtype="integer",
     )
     default_model = _config.ConfigItem(
         "galclip-v1", "Name of the default aligned image-text model (or a path)."

@@ -18,6 +18,7 @@ __all__ = [
     "ModelLoadError",
     "TargetNotFoundError",
     "CutoutError",
+    "ServiceUnreachableError",
     "NoGoodMatchWarning",
 ]
 
@@ -55,7 +56,43 @@ class TargetNotFoundError(AstroSemsearchError, ValueError):
 
 
 class CutoutError(AstroSemsearchError, OSError):
-    """A cutout could not be fetched (server error, time-out, corrupt body)."""
+    """A cutout could not be fetched (server error, time-out, corrupt body).
+
+    Attributes
+    ----------
+    kind : str
+        ``"unreachable"`` (the service could not be connected to: refused,
+        name not resolved, connect time-out), ``"network"`` (time-out, reset,
+        HTTP 5xx/429 after the retries: asking again later may work) or
+        ``"permanent"`` (HTTP 4xx, an unreadable or oversized answer: asking
+        again gives the same). Resumed builds fetch the first two again.
+    url : str or None
+        The URL that was asked.
+    status : int or None
+        The HTTP status of the last answer, when the failure was one.
+    """
+
+    def __init__(self, message: str = "", *, kind: str = "permanent", url: str | None = None,
+                 status: int | None = None):
+        super().__init__(message)
+        self.kind, self.url, self.status = kind, url, status
+
+    @property
+    def retryable(self) -> bool:
+        """True when the failure is the network's or the service's, not the request's (``kind`` != permanent)."""
+        return self.kind != "permanent"
+
+
+class ServiceUnreachableError(CutoutError):
+    """A cutout service cannot be reached, or fails every request: one error instead of one per position.
+
+    Raised by ``get_cutouts`` (whatever its ``errors=``), `build_index` and
+    `similar_to` when requests in a row fail to connect (or all fail for
+    network reasons); the message names the URL and the setting to check.
+    """
+
+    def __init__(self, message: str = "", *, kind: str = "unreachable", url: str | None = None):
+        super().__init__(message, kind=kind, url=url)
 
 
 class NoGoodMatchWarning(AstropyUserWarning):

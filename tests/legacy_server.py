@@ -21,8 +21,15 @@ names (``ra, dec, layer, pixscale, size, bands``):
   absent): a survey mirror's brick images for `LegacySurveyBricks(url=...)`.
 
 It can be told to misbehave for the next requests (`LegacyServer.fail`):
-HTTP 500, 429 with ``Retry-After``, hang past the client's time-out,
-a truncated body, or a delay per request. It counts requests per path.
+HTTP 500, 429 with ``Retry-After``, any other status, hang past the
+client's time-out, a truncated body, a body trickled a byte at a time, a
+gzip or deflate compression bomb, a huge announced body, or a delay per
+request. It counts requests per path, their arrival times, and the bytes
+the misbehaving answers managed to send.
+
+`closed_port` gives a port on 127.0.0.1 that nothing listens on
+(connections are refused), and ``LegacyServer(port=...)`` starts the
+service on a given port later (the same URL, now up).
 
 Use the ``legacy_server`` fixture (import it into a test module, or list
 this module in ``pytest_plugins``): it points ``conf.legacysurvey_url`` at the
@@ -33,15 +40,18 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
+import socket
 import threading
 import time
 import urllib.parse
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-__all__ = ["LegacyServer", "synthetic_cutout", "legacy_server", "FOOTPRINT_DEC_MIN"]
+__all__ = ["LegacyServer", "synthetic_cutout", "legacy_server", "closed_port", "FOOTPRINT_DEC_MIN"]
 
 FOOTPRINT_DEC_MIN = -30.0
 """The fake survey covers dec >= -30 deg; below it cutouts are blank."""
@@ -114,6 +124,33 @@ def _to_fits(bands_img: np.ndarray, ra: float, dec: float, pixscale: float, band
     return buf.getvalue()
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: bound, then closed, so connections to it are refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@functools.lru_cache(maxsize=4)
+def compression_bomb(encoding: str, decoded_bytes: int) -> bytes:
+    """A gzip (multi-member) or deflate body of ``decoded_bytes`` zeros: about a thousandth of that on the wire."""
+    block = 8 * 1024**2
+    if encoding == "gzip":
+        import gzip
+
+        member = gzip.compress(b"\0" * block, compresslevel=9)
+        return member * max(1, decoded_bytes // block)
+    # A zlib stream: header, then the same fully flushed block of zeros n times (a full flush resets the
+    # compressor, so each copy decodes alone), a final empty block and the Adler-32 of n blocks of zeros.
+    n, zeros = max(1, decoded_bytes // block), b"\0" * block
+    comp = zlib.compressobj(9)
+    first = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
+    again = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
+    header = first[: len(first) - len(again)]
+    adler = ((n * block) % 65521) << 16 | 1  # Adler-32 of zeros: a stays 1, b grows by 1 a byte
+    return header + again * n + b"\x03\x00" + adler.to_bytes(4, "big")
+
+
 class LegacyServer:
     """The fake cutout service; see the module docstring.
 
@@ -127,12 +164,18 @@ class LegacyServer:
         Query parameters of every request, in arrival order.
     delay : callable or None
         ``delay(params) -> seconds`` to wait before answering (ordering tests).
+    arrivals : list of float
+        `time.monotonic` of every request's arrival.
+    bytes_sent : int
+        Body bytes written by the trickle, bomb and huge answers before the client hung up.
     """
 
-    def __init__(self, sky=None, files=None):
+    def __init__(self, sky=None, files=None, port: int = 0):
         self.sky, self.files = sky, files
         self.counts: collections.Counter = collections.Counter()
         self.queries: list[dict] = []
+        self.arrivals: list[float] = []
+        self.bytes_sent = 0
         self.delay = None
         self._plan: collections.deque = collections.deque()
         self._lock = threading.Lock()
@@ -148,7 +191,7 @@ class LegacyServer:
             def do_GET(self):
                 server._handle(self)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -157,13 +200,21 @@ class LegacyServer:
     def fail(self, kind: str, times: int = 1, **opts) -> None:
         """Misbehave on the next ``times`` requests.
 
-        kind : ``"500"`` | ``"429"`` (opts: ``retry_after`` seconds) | ``"hang"``
-        (opts: ``seconds``) | ``"truncate"`` (half the body, then close the
+        kind : ``"500"`` | ``"429"`` (opts: ``retry_after`` seconds) |
+        ``"status"`` (opts: ``code``, e.g. 404) | ``"hang"`` (opts:
+        ``seconds``) | ``"truncate"`` (half the body, then close the
         connection) | ``"short"`` (half the body with a matching
-        Content-Length: a complete HTTP answer holding a truncated file).
+        Content-Length: a complete HTTP answer holding a truncated file) |
+        ``"trickle"`` (the body announced in full, then one byte every
+        ``interval`` seconds) | ``"gzip"`` / ``"deflate"`` (a compression
+        bomb of ``decoded_bytes`` zeros, default 1 GiB, with that
+        Content-Encoding) | ``"huge"`` (``length`` bytes announced, zeros
+        sent until the client hangs up).
         """
-        if kind not in ("500", "429", "hang", "truncate", "short"):
+        if kind not in ("500", "429", "status", "hang", "truncate", "short", "trickle", "gzip", "deflate", "huge"):
             raise ValueError(f"unknown failure kind {kind!r}")
+        if kind in ("gzip", "deflate"):
+            compression_bomb(kind, int(opts.get("decoded_bytes", 1024**3)))  # made now, not while timed
         with self._lock:
             self._plan.extend([(kind, opts)] * times)
 
@@ -205,6 +256,44 @@ class LegacyServer:
             return self._send(h, 404, b"Not found", "text/plain")
         return self._send(h, 200, target.read_bytes(), "application/octet-stream")
 
+    def _write_counted(self, h, data: bytes) -> None:
+        h.wfile.write(data)
+        h.wfile.flush()
+        with self._lock:
+            self.bytes_sent += len(data)
+
+    def _trickle(self, h, body: bytes, ctype: str, interval: float) -> None:
+        """The whole body announced, then sent one byte every ``interval`` seconds."""
+        h.close_connection = True
+        h.send_response(200)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        for i in range(len(body)):
+            self._write_counted(h, body[i:i + 1])
+            if self._stop.wait(interval):
+                return
+
+    def _stream_junk(self, h, kind: str, opts: dict) -> None:
+        """A compression bomb (gzip/deflate) or ``length`` announced zero bytes (huge), in 64 KiB writes."""
+        h.close_connection = True
+        if kind == "huge":
+            length, body = int(opts.get("length", 4 * 1024**3)), None
+        else:
+            body = compression_bomb(kind, int(opts.get("decoded_bytes", 1024**3)))
+            length = len(body)
+        h.send_response(200)
+        h.send_header("Content-Type", "image/fits")
+        h.send_header("Content-Length", str(length))
+        if kind != "huge":
+            h.send_header("Content-Encoding", kind)
+        h.end_headers()
+        step, zeros = 64 * 1024, b"\0" * (64 * 1024)
+        for start in range(0, length, step):
+            if self._stop.is_set():
+                return
+            self._write_counted(h, zeros[: length - start] if body is None else body[start:start + step])
+
     def _handle(self, h) -> None:
         parsed = urllib.parse.urlsplit(h.path)
         path = parsed.path
@@ -212,6 +301,7 @@ class LegacyServer:
         with self._lock:
             self.counts[path] += 1
             self.queries.append(dict(params, _path=path))
+            self.arrivals.append(time.monotonic())
             action = self._plan.popleft() if self._plan else None
         try:
             if self.delay is not None:
@@ -227,6 +317,10 @@ class LegacyServer:
                     self._stop.wait(opts.get("seconds", 5.0))
                     h.close_connection = True
                     return None
+                if kind == "status":
+                    return self._send(h, int(opts["code"]), f"status {opts['code']}".encode(), "text/plain")
+                if kind in ("gzip", "deflate", "huge"):
+                    return self._stream_junk(h, kind, opts)
             if path.startswith("/files/") and self.files is not None:
                 return self._send_file(h, path[len("/files/"):])
             if path not in ("/fits-cutout", "/jpeg-cutout"):
@@ -250,6 +344,8 @@ class LegacyServer:
                 return self._send(h, 200, body[: len(body) // 2], ctype, length=len(body))
             if action is not None and action[0] == "short":
                 return self._send(h, 200, body[: len(body) // 2], ctype)
+            if action is not None and action[0] == "trickle":
+                return self._trickle(h, body, ctype, float(action[1].get("interval", 0.2)))
             return self._send(h, 200, body, ctype)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (time-out test)
             return None

@@ -244,21 +244,6 @@ def test_hips2fits_parameters_offline():
         assert h.cache_key(SkyCoord(150, 2, unit="deg"), size=8).startswith("http://example.invalid/hips2fits?")
 
 
-@pytest.mark.remote_data
-def test_remote_legacysurvey_fits_and_jpeg():
-    c = SkyCoord(150.1, 2.2, unit="deg")
-    hdul = LegacySurvey().get_cutout(c, size=32, cache=False)
-    assert hdul[0].data.shape == (3, 32, 32)
-    img = LegacySurvey().get_cutout(c, size=32, format="jpeg", cache=False)
-    assert img.shape == (32, 32, 3)
-
-
-@pytest.mark.remote_data
-def test_remote_hips2fits():
-    t = Hips2FitsCutouts().get_cutouts(SkyCoord(150.1, 2.2, unit="deg"), size=32, format="jpeg", cache=False)
-    assert t["ok"][0] and t["image"].shape == (1, 32, 32, 3)
-
-
 def test_corrupt_cached_jpeg_is_fetched_again(legacy_server):
     c = SkyCoord(10, 0, unit="deg")
     ls = LegacySurvey()

@@ -10,7 +10,10 @@
   GIL);
 * **resumable** — a finished partition is never redone, and an interrupted
   one resumes from its own finished chunks (``build_index`` keeps them in
-  ``<shard>.partial/``). Kill the job, run the same call again;
+  ``<shard>.partial/``). Kill the job, run the same call again. A partition
+  that finished with rows skipped for network reasons keeps its chunks too,
+  and so does the work directory: the same call with ``overwrite=True``
+  fetches those rows again (and only those);
 * **mergeable** — at the end the shards become a
   `~astro_semsearch.index.ShardedIndex` (``merge=False``, nothing is copied)
   or one `~astro_semsearch.index.GalaxyIndex` (``merge=True``), identical in
@@ -83,8 +86,14 @@ def _part_name(i: int) -> str:
     return f"part-{i:05d}"
 
 
+def _pending(part: Path) -> Path:
+    """The partition's ``build_index`` work directory: still there when rows wait to be fetched again."""
+    return part.parent / f"{part.name}.partial"
+
+
 def _finished(part: Path) -> bool:
-    return (part / MANIFEST_FILE).is_file() or (part.parent / f"{part.name}.{_EMPTY_MARKER}").is_file()
+    built = (part / MANIFEST_FILE).is_file() and not _pending(part).is_dir()
+    return built or (part.parent / f"{part.name}.{_EMPTY_MARKER}").is_file()
 
 
 def _build_partition(sub: Table, part: str, model_spec: str, build_kw: dict) -> dict:
@@ -93,13 +102,14 @@ def _build_partition(sub: Table, part: str, model_spec: str, build_kw: dict) -> 
 
     part_path = Path(part)
     empty = part_path.parent / f"{part_path.name}.{_EMPTY_MARKER}"
-    if (part_path / MANIFEST_FILE).is_file():
+    again = _pending(part_path).is_dir()  # built, with rows skipped for network reasons to fetch again
+    if (part_path / MANIFEST_FILE).is_file() and not again:
         return {"part": part, "status": "done-before"}
     if empty.is_file():
         return {"part": part, "status": "empty"}
     model = load_model(model_spec)
     try:
-        build_index(sub, out=part_path, model=model, progress=False, **build_kw)
+        build_index(sub, out=part_path, model=model, progress=False, **dict(build_kw, overwrite=again))
     except ValueError as exc:
         # A partition where no row could be indexed (all outside the footprint,
         # all files unreadable) is not an error for the whole catalogue.
@@ -186,8 +196,9 @@ def build_index_dask(
         index then lists the galaxies brick by brick.
     **build_kw
         Passed on to `build_index` (``images=``, ``file_column=``, ``size=``,
-        ``source=``, ``keep_columns=``, ``chunk_size=``, ...). ``source`` must
-        be picklable (a name, or a service object) on a real cluster.
+        ``source=``, ``keep_columns=``, ``chunk_size=``, ``retry_skipped=``,
+        ...). ``source`` must be picklable (a name, or a service object) on a
+        real cluster.
 
     Returns
     -------
@@ -207,6 +218,8 @@ def build_index_dask(
         raise FileExistsError(f"{out} already exists (pass overwrite=True to replace it)")
     build_kw.pop("progress", None)  # workers never draw progress bars
     catalog, cat_path = read_catalog(catalog)
+    id_col = build_kw.get("id_column", "object_id")
+    ids = np.asarray(catalog[id_col]).astype(str) if id_col in catalog.colnames else None  # skipped rows' numbers
     n = len(catalog)
     if build_kw.get("images") is None and build_kw.get("size_column") is None and size_column_of(catalog, None) is None:
         # One warning for the whole build, here, rather than one per partition on the workers.
@@ -241,7 +254,7 @@ def build_index_dask(
             "kind": kind,
             "partition_by": partition_by,
             "build_kw": {k: (v if isinstance(v, (str, int, float, bool, type(None), list)) else repr(v))
-                         for k, v in sorted(build_kw.items())},
+                         for k, v in sorted(build_kw.items()) if k != "retry_skipped"},  # a way to resume
         }
         _check_work_manifest(work, expected)
         part_kind = "flat" if merge else kind  # a merged build rebuilds the FAISS index anyway
@@ -255,11 +268,33 @@ def build_index_dask(
                                 f"partitions (see {work})")
     info = {"partitions": npartitions, "partitions_resumed": resumed,
             "partitions_empty": sum(1 for p in parts if not (p / MANIFEST_FILE).is_file()), "scheduler": address}
+    for p in full:
+        _catalogue_rows(p / "skipped.ecsv", ids)
+    keep = [p for p in full if _pending(p).is_dir()]
+    if keep:
+        log.warning("%d partition(s) of %s skipped rows for network reasons; %s is kept: run the same call with "
+                    "overwrite=True to fetch them again", len(keep), out, work)
     if not merge:
-        return _as_sharded(full, work, out, name=name or out.name, survey=survey, model=model_obj, info=info)
+        return _as_sharded(full, work, out, name=name or out.name, survey=survey, model=model_obj, info=info,
+                           keep=bool(keep))
     return _as_merged(full, parts, work, out, catalog_name=cat_path.name if cat_path is not None else None,
                       n=n, digest=expected["catalog_sha256"], kind=kind, model=model_obj, name=name or out.name,
-                      survey=survey, overwrite=overwrite, info=info)
+                      survey=survey, overwrite=overwrite, info=info, keep=bool(keep))
+
+
+def _catalogue_rows(path: Path, ids: np.ndarray | None) -> None:
+    """Rewrite a partition's ``skipped.ecsv`` so that its ``row`` column counts rows of the whole catalogue."""
+    if ids is None or not path.is_file():
+        return
+    skipped = Table.read(path, format="ascii.ecsv")
+    if not len(skipped):
+        return
+    order = np.argsort(ids, kind="stable")
+    pos = np.searchsorted(ids, np.asarray(skipped["object_id"]).astype(str), sorter=order)
+    skipped["row"] = order[np.clip(pos, 0, len(ids) - 1)]
+    buf = io.StringIO()
+    skipped.write(buf, format="ascii.ecsv")
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 @contextlib.contextmanager
@@ -316,38 +351,43 @@ def _run_partitions(client, catalog: Table, work: Path, bounds: np.ndarray, spec
     return resumed
 
 
-def _as_sharded(full: list[Path], work: Path, out: Path, *, name, survey, model, info) -> ShardedIndex:
-    """The finished partitions moved (not copied) into a sharded index at ``out``."""
+def _as_sharded(full: list[Path], work: Path, out: Path, *, name, survey, model, info, keep) -> ShardedIndex:
+    """The finished partitions moved (copied when ``keep``: the work is kept) into a sharded index at ``out``."""
     staging = work / "sharded"
     shutil.rmtree(staging, ignore_errors=True)
     sharded = ShardedIndex.create(staging, name=name, survey=survey, model=model)
     for p in full:
-        sharded.add_shard(p, move=True)
+        sharded.add_shard(p, move=not keep)
     sharded.manifest["dask"] = info
     sharded.write_manifest()
     if out.exists():
         shutil.rmtree(out)
     os.rename(staging, out)
-    shutil.rmtree(work, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
     return ShardedIndex.load(out, verify=False)
 
 
 def _as_merged(full: list[Path], parts: list[Path], work: Path, out: Path, *, catalog_name, n, digest, kind, model,
-               name, survey, overwrite, info) -> GalaxyIndex:
+               name, survey, overwrite, info, keep) -> GalaxyIndex:
     """The finished partitions merged into one index at ``out`` (vectors streamed, never all in RAM)."""
     shards = [GalaxyIndex.load(p, verify=False) for p in full]
     builds = [s.manifest.get("build") or {} for s in shards]
     skipped_tables = [Table.read(p / "skipped.ecsv", format="ascii.ecsv") for p in full
                       if (p / "skipped.ecsv").is_file()]
-    skipped = vstack(skipped_tables) if skipped_tables else Table(names=["object_id", "ra", "dec", "reason"],
-                                                                  dtype=[str, float, float, str])
+    skipped = vstack(skipped_tables) if skipped_tables else Table(
+        names=["row", "object_id", "ra", "dec", "reason", "kind"], dtype=[int, str, float, float, str, str])
+    if len(skipped):
+        skipped = skipped[np.argsort(skipped["row"], kind="stable")]
     empties = [json.loads((work / f"{p.name}.{_EMPTY_MARKER}").read_text()) for p in parts
                if (work / f"{p.name}.{_EMPTY_MARKER}").is_file()]
     n_indexed = int(sum(s.ntotal for s in shards))
     build_info = {
         "catalog": catalog_name, "catalog_sha256": digest, "request": builds[0].get("request"), "n_input": n,
         "n_indexed": n_indexed, "n_skipped": int(n - n_indexed),
-        "skipped": [{"object_id": str(r["object_id"]), "reason": str(r["reason"])} for r in skipped[:100]],
+        "n_skipped_network": int(sum(int(b.get("n_skipped_network", 0)) for b in builds)),
+        "skipped": [{"row": int(r["row"]), "object_id": str(r["object_id"]), "reason": str(r["reason"]),
+                     "kind": str(r["kind"])} for r in skipped[:100]],
         "empty_partitions": [e["reason"] for e in empties][:10],
     }
     index = GalaxyIndex.merge(shards, out, kind=kind, model=model, name=name, survey=survey, overwrite=overwrite,
@@ -355,5 +395,6 @@ def _as_merged(full: list[Path], parts: list[Path], work: Path, out: Path, *, ca
     buf = io.StringIO()
     skipped.write(buf, format="ascii.ecsv")
     atomic_write_bytes(out / "skipped.ecsv", buf.getvalue().encode())
-    shutil.rmtree(work, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
     return index

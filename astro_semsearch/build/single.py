@@ -14,16 +14,26 @@ Your catalogue columns are kept in the index.
 
 Rows outside the survey footprint (blank cutouts), failed downloads and
 unreadable files are skipped, never embedded; they are listed in
-``skipped.ecsv`` in the index directory and counted in
-``index.manifest["build"]``.
+``skipped.ecsv`` in the index directory (the catalogue ``row``, ``object_id``,
+``ra``, ``dec``, ``reason`` and ``kind``) and counted in
+``index.manifest["build"]``. A download that failed for network reasons
+(connection error, time-out, HTTP 5xx/429 after the retries) is
+``kind="network"``: never a final answer, it is fetched again by the next run
+(see below). A service that cannot be reached at all stops the build with one
+`~astro_semsearch.exceptions.ServiceUnreachableError` naming its URL.
 
 Long builds are resumable. The work is done in chunks of ``chunk_size`` rows;
 each finished chunk is written atomically to ``<out>.partial/chunk-NNNNN.npz``
 next to a manifest holding the sha256 of the catalogue content and the model
-fingerprint. Kill the job at any time and run the same command again: the
-finished chunks are reused (nothing is fetched or embedded twice, nothing is
-lost) and chunks from another catalogue or model are refused. At the end the
-index is saved atomically to ``out`` and the work directory is removed.
+fingerprint. Kill the job at any time (or let it stop on a network outage)
+and run the same command again: the finished chunks are reused (nothing is
+fetched or embedded twice, nothing is lost), the rows they skipped for
+network reasons are fetched again (all their skipped rows with
+``retry_skipped=True``), and chunks from another catalogue or model are
+refused. At the end the index is saved atomically to ``out`` and the work
+directory is removed, unless rows are still skipped for network reasons:
+then it is kept, and the same command with ``overwrite=True`` fetches them
+again and replaces the index.
 
 Examples
 --------
@@ -38,6 +48,7 @@ From the command line::
 
     astro-semsearch build-index catalog.ecsv --out my-index
     astro-semsearch build-index catalog.ecsv --out my-index --images cutouts/ --file-column file
+    astro-semsearch build-index catalog.ecsv --out my-index --retry-skipped   # ask again for every skipped row
 """
 from __future__ import annotations
 
@@ -56,15 +67,15 @@ from astropy.table import Table
 
 from .._io import atomic_write_bytes
 from .._io import progress as _progress
-from .._validate import check_int
+from .._validate import check_bool, check_int
 from ..catalog import DEC_NAMES, FILE_NAMES, RA_NAMES, column_degrees, content_sha256, find_column, read_catalog
 from ..config import conf
 from ..cutouts import Hips2FitsCutouts, LegacySurvey, resolve_source
-from ..exceptions import InvalidInputError
+from ..exceptions import CutoutError, InvalidInputError, ServiceUnreachableError
 from ..images import find_image, is_blank, load_image
 from ..index import GalaxyIndex
 from .sizes import frame_rows, size_column_of, warn_unknown_framing
-from .work import WORK_FORMAT, chunk_path, open_work_dir, read_chunk, write_chunk
+from .work import WORK_FORMAT, chunk_path, merge_chunk, open_work_dir, read_chunk, rows_to_redo, write_chunk
 
 __all__ = ["build_index"]
 
@@ -95,6 +106,7 @@ def build_index(
     survey: str | None = None,
     kind: str = "auto",
     overwrite: bool = False,
+    retry_skipped: bool = False,
     progress: bool | None = None,
 ):
     """Fetch (or read), embed and index every galaxy of a catalogue.
@@ -147,14 +159,20 @@ def build_index(
         FAISS index kind (see `GalaxyIndex.build`).
     overwrite : bool
         Replace an existing index at ``out``.
+    retry_skipped : bool
+        When resuming, fetch (or read) again every row the finished chunks
+        skipped, for any reason (a blank cutout, an HTTP 4xx, an unreadable
+        file), not only those skipped for network reasons.
     progress : bool, optional
         Progress bar over chunks (default ``conf.show_progress``).
 
     Returns
     -------
     `~astro_semsearch.GalaxyIndex`
-        The saved index; ``index.manifest["build"]`` holds the counts, the
-        skipped rows (first 100) and the throughput (cutouts/s, embeddings/s).
+        The saved index; ``index.manifest["build"]`` holds the counts
+        (``n_skipped_network``: skipped rows a rerun fetches again), the
+        skipped rows (first 100: catalogue ``row``, ``object_id``, ``reason``,
+        ``kind``) and the throughput (cutouts/s, embeddings/s).
 
     Raises
     ------
@@ -163,12 +181,19 @@ def build_index(
     ValueError
         A column is missing, identifiers are not unique, the work directory
         belongs to another catalogue or model, or no row could be indexed.
+    ServiceUnreachableError
+        The cutout service cannot be reached (or fails every request); the
+        finished chunks are kept: rerun the same call to resume.
     """
     out = Path(out)
+    work = out.parent / f"{out.name}.partial"
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{out} already exists (pass overwrite=True to replace it"
+                              + (f"; {work} holds rows skipped for network reasons that such a rerun fetches "
+                                 "again)" if work.is_dir() else ")"))
     batch_size = check_int(batch_size, "batch_size")
     chunk_size = check_int(chunk_size, "chunk_size")
+    retry_skipped = check_bool(retry_skipped, "retry_skipped")
     plan = _plan(catalog, id_column=id_column, ra_column=ra_column, dec_column=dec_column,
                  keep_columns=keep_columns, images=images, file_column=file_column, size_column=size_column)
     if model is None:
@@ -193,13 +218,13 @@ def build_index(
         "images": None if plan.images is None else {"directory": str(plan.images.resolve()),
                                                      "file_column": plan.fcol},
     }
-    work = out.parent / f"{out.name}.partial"
     open_work_dir(work, expected)
     request = dict(size=size, pixscale=pixscale, layer=layer, bands=bands, format=format)
     show = conf.show_progress if progress is None else bool(progress)
-    stats = _run_chunks(plan, work, model, src, request, chunk_size, batch_size, show,
+    stats = _run_chunks(plan, work, model, src, request, chunk_size, batch_size, show, retry_skipped,
                         None if framing is None else framing.pixscale)
     rows, embeddings, skipped = _assemble(plan, work, chunk_size, int(model.dim))
+    n_network = int((skipped["kind"] == "network").sum())
     table = _index_catalog(plan, rows)
     if framing is not None:
         table["pixscale"] = framing.pixscale[rows] * (u.arcsec / u.pix)
@@ -213,17 +238,13 @@ def build_index(
         "n_input": plan.n,
         "n_indexed": int(rows.size),
         "n_skipped": len(skipped),
-        "skipped": [{"object_id": str(i), "reason": str(r)} for i, r in zip(skipped["object_id"][:100],
-                                                                          skipped["reason"][:100])],
+        "n_skipped_network": n_network,
+        "skipped": [{"row": int(r["row"]), "object_id": str(r["object_id"]), "reason": str(r["reason"]),
+                     "kind": str(r["kind"])} for r in skipped[:100]],
         "throughput": stats,
         **({"framing": framing.counts()} if framing else {}),
     }
-    index.save(out, overwrite=overwrite)
-    # Written after the atomic save: the full list of skipped rows, beside the index files.
-    buf = io.StringIO()
-    skipped.write(buf, format="ascii.ecsv")
-    atomic_write_bytes(out / "skipped.ecsv", buf.getvalue().encode())
-    shutil.rmtree(work, ignore_errors=True)
+    _save(index, out, overwrite, skipped, work, n_network)
     log.info("built index %s: %d galaxies indexed, %d skipped; %s cutouts/s, %s embeddings/s", out, rows.size,
              len(skipped), _fmt(stats["cutouts_per_s"]), _fmt(stats["embeddings_per_s"]))
     return index
@@ -231,6 +252,20 @@ def build_index(
 
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.1f}"
+
+
+def _save(index, out: Path, overwrite: bool, skipped: Table, work: Path, n_network: int) -> None:
+    """The index, then its ``skipped.ecsv``; the work directory removed unless rows wait to be fetched again."""
+    index.save(out, overwrite=overwrite)
+    # Written after the atomic save: the full list of skipped rows, beside the index files.
+    buf = io.StringIO()
+    skipped.write(buf, format="ascii.ecsv")
+    atomic_write_bytes(out / "skipped.ecsv", buf.getvalue().encode())
+    if n_network:
+        log.warning("%d rows of %s were skipped for network reasons; %s is kept: run the same command with "
+                    "overwrite=True (--overwrite) to fetch them again", n_network, out, work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass
@@ -317,24 +352,34 @@ def _source(source, images: Path | None, format: str | None):
 
 
 def _run_chunks(plan: _Plan, work: Path, model, src, request: dict, chunk_size: int, batch_size: int,
-                show: bool, pixscales: np.ndarray | None = None) -> dict:
-    """Fetch (or read) and embed every chunk not finished yet; return the throughput record."""
+                show: bool, retry_skipped: bool = False, pixscales: np.ndarray | None = None) -> dict:
+    """Fetch (or read) and embed every chunk not finished yet, and the skipped rows to ask again for.
+
+    Returns the throughput record.
+    """
     t_fetch = t_embed = 0.0
-    n_fetched = n_embedded = n_resumed = 0
+    n_fetched = n_embedded = n_resumed = n_retried = 0
     dim = int(model.dim)
     nchunks = -(-plan.n // chunk_size)
     for k in _progress(range(nchunks), desc="build index", unit="chunk", disable=not show):
         lo, hi = k * chunk_size, min(plan.n, (k + 1) * chunk_size)
         path = chunk_path(work, k)
-        if path.exists() and read_chunk(path, lo, hi, dim) is not None:
-            n_resumed += 1
+        done = read_chunk(path, lo, hi, dim) if path.exists() else None
+        todo = np.arange(lo, hi) if done is None else rows_to_redo(done, retry_skipped)
+        n_resumed += done is not None
+        if todo.size == 0:
             continue
         t0 = time.perf_counter()
         if plan.images is not None:
-            arrays, reasons = _local_images(plan.images, [str(v) for v in plan.catalog[plan.fcol][lo:hi]])
+            arrays, reasons, kinds = _local_images(plan.images, [str(v) for v in plan.catalog[plan.fcol][todo]])
         else:
-            req = request if pixscales is None else dict(request, pixscale=pixscales[lo:hi])
-            arrays, reasons = _remote_images(src, plan.ra[lo:hi], plan.dec[lo:hi], **req)
+            req = request if pixscales is None else dict(request, pixscale=pixscales[todo])
+            try:
+                arrays, reasons, kinds = _remote_images(src, plan.ra[todo], plan.dec[todo], **req)
+            except ServiceUnreachableError as exc:
+                raise ServiceUnreachableError(f"{exc}; the build stopped at chunk {k + 1} of {nchunks}, the "
+                                              f"finished chunks are kept in {work}: rerun the same command to "
+                                              "resume", kind=exc.kind, url=exc.url) from None
         t1 = time.perf_counter()
         good = [i for i, a in enumerate(arrays) if a is not None]
         emb = (np.asarray(model.embed_images(_stack([arrays[i] for i in good]), batch_size=batch_size),
@@ -343,23 +388,25 @@ def _run_chunks(plan: _Plan, work: Path, model, src, request: dict, chunk_size: 
         if emb.shape != (len(good), dim):
             raise InvalidInputError(f"the model returned embeddings of shape {emb.shape}, expected "
                                     f"{(len(good), dim)}")
-        bad = [i for i in range(hi - lo) if arrays[i] is None]
-        write_chunk(path, rows=np.asarray(good, dtype=np.int64) + lo, embeddings=emb,
-                    skipped_rows=np.asarray(bad, dtype=np.int64) + lo,
-                    skipped_reasons=np.asarray([reasons[i] for i in bad], dtype=str) if bad else np.zeros(0, "U1"))
+        bad = [i for i in range(todo.size) if arrays[i] is None]
+        write_chunk(path, **merge_chunk(done, todo, rows=todo[good], embeddings=emb, skipped_rows=todo[bad],
+                                        reasons=[reasons[i] for i in bad], kinds=[kinds[i] for i in bad],
+                                        dim=dim))
         t_fetch += t1 - t0
         t_embed += t2 - t1
-        n_fetched += hi - lo
+        n_fetched += todo.size
         n_embedded += len(good)
+        n_retried += todo.size if done is not None else 0
     return {"cutouts_per_s": (n_fetched / t_fetch) if t_fetch > 0 else None,
             "embeddings_per_s": (n_embedded / t_embed) if t_embed > 0 else None,
             "fetch_seconds": round(t_fetch, 3), "embed_seconds": round(t_embed, 3),
-            "rows_processed_this_run": n_fetched, "chunks_resumed": n_resumed}
+            "rows_processed_this_run": n_fetched, "chunks_resumed": n_resumed,
+            "skipped_rows_retried_this_run": n_retried}
 
 
 def _assemble(plan: _Plan, work: Path, chunk_size: int, dim: int):
     """``(indexed rows, their embeddings, table of skipped rows)`` from the finished chunk files."""
-    rows_l, emb_l, srows_l, sreason_l = [], [], [], []
+    rows_l, emb_l, srows_l, sreason_l, skind_l = [], [], [], [], []
     for k in range(-(-plan.n // chunk_size)):
         lo, hi = k * chunk_size, min(plan.n, (k + 1) * chunk_size)
         d = read_chunk(chunk_path(work, k), lo, hi, dim)
@@ -370,16 +417,24 @@ def _assemble(plan: _Plan, work: Path, chunk_size: int, dim: int):
         emb_l.append(d["embeddings"])
         srows_l.append(d["skipped_rows"])
         sreason_l.append(d["skipped_reasons"])
+        skind_l.append(d["skipped_kind"])
     rows = np.concatenate(rows_l)
     embeddings = np.concatenate(emb_l) if rows.size else np.zeros((0, dim), np.float32)
     srows = np.concatenate(srows_l)
     sreasons = np.concatenate(sreason_l).astype(str) if srows.size else np.zeros(0, "U1")
+    skinds = np.concatenate(skind_l).astype("U9") if srows.size else np.zeros(0, "U9")
     if rows.size == 0:
+        network = sreasons[skinds == "network"]
+        if network.size:  # not an answer about the catalogue: the next run asks again
+            raise CutoutError(f"no catalogue row was indexed: {network.size} of {plan.n} were skipped for network "
+                              f"reasons (e.g. {network[0]}); {work} is kept: rerun the same command to fetch them "
+                              "again", kind="network")
         reasons_seen = sorted(set(sreasons.tolist()))[:3]
         raise InvalidInputError(f"none of the {plan.n} catalogue rows could be indexed; reasons include "
                                 f"{reasons_seen} (finished chunks are kept in {work})")
-    skipped = Table({"object_id": plan.ids[srows], "ra": plan.ra[srows] * u.deg, "dec": plan.dec[srows] * u.deg,
-                     "reason": sreasons})
+    skipped = Table({"row": srows, "object_id": plan.ids[srows], "ra": plan.ra[srows] * u.deg,
+                     "dec": plan.dec[srows] * u.deg, "reason": sreasons, "kind": skinds})
+    skipped["row"].description = "catalogue row (0-based)"
     return rows, embeddings, skipped
 
 
@@ -395,7 +450,7 @@ def _index_catalog(plan: _Plan, rows: np.ndarray) -> Table:
 
 # --------------------------------------------------------------------------- images of one chunk
 def _local_images(directory: Path, files: Sequence[str]):
-    """Load local files; return (list of arrays or None, list of reasons)."""
+    """Load local files; return (list of arrays or None, list of reasons, list of skip kinds)."""
     arrays, reasons = [], []
     for fn in files:
         path = find_image(directory, None, str(fn))
@@ -415,24 +470,30 @@ def _local_images(directory: Path, files: Sequence[str]):
             continue
         arrays.append(arr)
         reasons.append("")
-    return arrays, reasons
+    return arrays, reasons, ["permanent" if a is None else "" for a in arrays]
 
 
 def _remote_images(source, ra, dec, *, size, pixscale, layer, bands, format):
+    """Fetch cutouts; return (list of arrays or None, list of reasons, list of skip kinds)."""
     t = source.get_cutouts((ra, dec), size=size, pixscale=pixscale, layer=layer, bands=bands, format=format,
                            errors="flag", progress=False)
-    arrays, reasons = [], []
-    for row_ok, in_fp, err, img in zip(t["ok"], t["in_footprint"], t["error"], t["image"]):
+    # A source without error kinds (another CutoutService-like object): a failed fetch is asked for again.
+    error_kinds = t["error_kind"] if "error_kind" in t.colnames else ["network"] * len(t)
+    arrays, reasons, kinds = [], [], []
+    for row_ok, in_fp, err, err_kind, img in zip(t["ok"], t["in_footprint"], t["error"], error_kinds, t["image"]):
         if not row_ok:
             arrays.append(None)
             reasons.append(str(err) or "cutout failed")
+            kinds.append("permanent" if err_kind == "permanent" else "network")
         elif not in_fp:
             arrays.append(None)
             reasons.append("outside the survey footprint (blank cutout)")
+            kinds.append("permanent")
         else:
             arrays.append(np.asarray(img))
             reasons.append("")
-    return arrays, reasons
+            kinds.append("")
+    return arrays, reasons, kinds
 
 
 def _stack(arrays: list) -> Any:

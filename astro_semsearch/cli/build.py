@@ -28,6 +28,7 @@ def _cli_build(args) -> int:
         size=args.size, pixscale=args.pixscale, layer=args.layer,
         size_column=False if args.fixed_framing else args.size_column, bands=args.bands, format=args.format,
         images=args.images, file_column=args.file_column, name=args.name, kind=args.kind, overwrite=args.overwrite,
+        retry_skipped=args.retry_skipped,
     )
     b = index.manifest["build"]
     tp = b["throughput"]
@@ -42,6 +43,9 @@ def _cli_build(args) -> int:
         print(f"framing by {index.manifest['build']['request']['framing']['size_column']}: {fr['size']} framed by "
               f"size, {fr['min']} at the native scale, {fr['max']} cut to the widest field, {fr['fixed']} without a "
               "size (fixed request)")
+    if b.get("n_skipped_network"):
+        print(f"{b['n_skipped_network']} of the skipped rows failed for network reasons: run the same command with "
+              "--overwrite to fetch them again (the finished work is kept)")
     print(f"throughput: {_fmt(tp['cutouts_per_s'])} cutouts/s, {_fmt(tp['embeddings_per_s'])} embeddings/s"
           + (f"; {tp['chunks_resumed']} chunk(s) resumed from an earlier run" if tp["chunks_resumed"] else ""))
     return 0
@@ -53,7 +57,8 @@ def add_parser(subparsers) -> None:
         "build-index",
         help="embed a catalogue's galaxies (Legacy Survey cutouts or local images) into a searchable index",
         description="Fetch a cutout for every row of CATALOG (or read it from --images), embed it and write an "
-                    "index directory. Rerun the same command after an interruption to resume.",
+                    "index directory. Rerun the same command after an interruption (or a network outage) to "
+                    "resume; rows skipped for network reasons are fetched again.",
     )
     p.add_argument("catalog", help="catalogue file (ECSV, FITS, VOTable, CSV) with an id column and RA/Dec in deg")
     p.add_argument("--out", required=True, help="index directory to write")
@@ -87,4 +92,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--name", default=None, help="index name (default: the --out directory's name)")
     p.add_argument("--kind", default="auto", help="index kind: auto, flat, hnsw, ivfpq (default auto)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
+    p.add_argument("--retry-skipped", action="store_true",
+                   help="when resuming, fetch again every row skipped for any reason (blank, HTTP 4xx, unreadable); "
+                        "rows skipped for network reasons are always fetched again")
     p.set_defaults(func=_cli_build)

@@ -26,9 +26,15 @@ Both are `astroquery.query.BaseQuery` subclasses with the usual
 * validates the request on our side first (the viewer silently clamps
   ``size`` at 3000 pixels: we refuse instead),
 * runs ``conf.max_concurrency`` requests at a time with a progress bar,
-* retries on HTTP 429 (waiting at least the server's ``Retry-After``), 5xx,
-  connection errors, time-outs and corrupt bodies, with exponential back-off
-  (``conf.backoff * 2**attempt`` seconds), up to ``conf.max_retries`` times,
+* retries on HTTP 408, 429 (waiting the server's ``Retry-After``, at most
+  ``conf.max_retry_after``), 5xx, resets, time-outs and corrupt bodies, with
+  exponential back-off (``conf.backoff * 2**attempt`` seconds), up to
+  ``conf.max_retries`` times and ``conf.max_retry_time`` seconds per cutout,
+* limits every request in all (``conf.request_deadline``, not only per read)
+  and every body after decompression (``conf.max_body_bytes``),
+* retries a connection refused or a host name not resolved only once, and
+  stops with one `~astro_semsearch.exceptions.ServiceUnreachableError` naming
+  the URL when the service is not there (``conf.unreachable_after``),
 * keeps every cutout in astropy's download cache keyed by its URL, and
   checks a cached file before using it (a truncated or corrupt file is
   deleted and fetched again, never returned),
@@ -102,7 +108,10 @@ def fetch_and_embed(coord, model, *, source=None, size: int = 256, pixscale=0.26
     TargetNotFoundError
         When the position is outside the survey footprint (blank cutout).
     CutoutError
-        When the cutout cannot be fetched.
+        When the cutout cannot be fetched; a
+        `~astro_semsearch.exceptions.ServiceUnreachableError` (naming the URL
+        and the conf item to check) when the service cannot be reached, after
+        one quick retry rather than the full back-off.
     """
     t = resolve_source(source).get_cutouts(coord, size=size, pixscale=pixscale, layer=layer, bands=bands,
                                             format=format, cache=cache, errors="raise", progress=False)

@@ -67,11 +67,11 @@ Examples
 from __future__ import annotations
 
 import collections
+import io
 import logging
 import os
 import re
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +85,12 @@ from .._io import progress as _progress
 from .._validate import check_choice, check_int
 from ..catalog import as_skycoord
 from ..config import conf
-from ..exceptions import CutoutError, InvalidInputError
+from ..exceptions import CutoutError, InvalidInputError, ServiceUnreachableError
 from ..images import is_blank
+from ._cache import cached_path, store_in_cache
 from ._stamps import BrickFiles, bilinear, binned, direction, stamp_wcs
 from .brickgrid import BrickGrid, brick_directory
+from .http import Limits, fetch
 from .service import _check_pixscales, _check_size_pixscale
 
 __all__ = ["LegacySurveyBricks"]
@@ -97,6 +99,13 @@ log = logging.getLogger(__name__)
 
 _TABLE_NAMES = ("survey-bricks.fits.gz", "survey-bricks.fits", "survey-bricks.ecsv")
 _INTERP_MAX_RATIO = 1.5  # above this stamp/brick pixel-scale ratio, bin the brick pixels first
+
+
+def _fits_bytes(body: bytes) -> bytes:
+    """The body itself, if it is a FITS file (a proxy's HTML page with status 200 is not)."""
+    if not body.startswith(b"SIMPLE  ="):
+        raise ValueError("not a FITS file (no SIMPLE card at the start)")
+    return body
 
 
 def _file_name(brick: str, band: str) -> str:
@@ -162,7 +171,7 @@ class LegacySurveyBricks:
 
     # Open files do not travel to Dask workers: each copy opens its own.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_cache", "_lock")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_cache", "_lock", "_local")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -190,27 +199,42 @@ class LegacySurveyBricks:
                     return candidate
         return None
 
-    def _remote_file(self, brick: str, band: str, cache: bool) -> str | None:
-        """The brick file in astropy's download cache (fetched once); None if the server has none (404)."""
-        import urllib.error
+    def _remote_file(self, brick: str, band: str, cache: bool) -> str | io.BytesIO | None:
+        """The brick file fetched once (astropy's download cache; in memory with ``cache=False``).
 
-        from astropy.utils.data import download_file
+        None when the server has no such file (HTTP 404: a brick outside the
+        survey). The request has the cutout services' limits (`~astro_semsearch.cutouts.http`):
+        total deadline, body cap, capped retries, fast failure when unreachable.
+        """
+        url = self.file_url(brick, band)
+        if cache:
+            path = cached_path(url)
+            if path is not None:
+                return path
+        try:
+            _, body = fetch(self._http_session(), url, {}, label=f"brick {brick} band {band}", parse=_fits_bytes,
+                            limits=Limits.from_conf(), hint="check conf.legacysurvey_bricks_url and the network")
+        except CutoutError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not cache:
+            return io.BytesIO(body)
+        try:
+            store_in_cache(url, body)
+        except OSError as exc:  # a full disk: use the file from memory this time
+            log.warning("could not cache brick file %s: %s", url, exc)
+            return io.BytesIO(body)
+        return cached_path(url) or io.BytesIO(body)
 
-        url, last = self.file_url(brick, band), ""
-        for attempt in range(int(conf.max_retries) + 1):
-            try:
-                return download_file(url, cache=cache, show_progress=False, timeout=float(conf.timeout))
-            except urllib.error.HTTPError as exc:
-                if exc.code == 404:
-                    return None
-                last = f"HTTP {exc.code}"
-                if exc.code not in (429, 500, 502, 503, 504):
-                    break
-            except (urllib.error.URLError, OSError, TimeoutError) as exc:
-                last = f"{exc.__class__.__name__}: {exc}"
-            if attempt < int(conf.max_retries):
-                time.sleep(float(conf.backoff) * 2**attempt)
-        raise CutoutError(f"cannot fetch brick file {url}: {last}")
+    def _http_session(self):
+        """One `requests.Session` per thread (sessions are not thread-safe)."""
+        import requests
+
+        local = self.__dict__.setdefault("_local", threading.local())
+        if getattr(local, "session", None) is None:
+            local.session = requests.Session()
+        return local.session
 
     def _open_band(self, brick: BrickFiles, band: str, cache: bool) -> None:
         """Open one band file of a brick (memory-mapped, compressed HDU), or note that it has none."""
@@ -220,7 +244,7 @@ class LegacySurveyBricks:
             brick.hdus[band] = None
             return
         hdul = fits.open(path, memmap=True, lazy_load_hdus=True)
-        self.opened[str(path)] += 1
+        self.opened[str(path) if isinstance(path, (str, os.PathLike)) else self.file_url(name, band)] += 1
         hdu = next((h for h in hdul if h.is_image and h.shape and len(h.shape) == 2), None)
         if hdu is None:
             hdul.close()
@@ -383,25 +407,29 @@ class LegacySurveyBricks:
         if primary.shape != (n,):
             raise InvalidInputError(f"bricknames has {primary.size} entries but there are {n} positions")
         images = np.full((n, len(bands), size, size), np.nan, np.float32)
-        errs = [""] * n
+        errs, kinds = [""] * n, [""] * n
         show = conf.show_progress if progress is None else bool(progress)
         for i in _progress(np.argsort(primary, kind="stable"), total=n, desc="brick stamps", unit="img",
                            disable=not show):
             label = f"RA={ra[i]:.6f} Dec={dec[i]:+.6f} (row {i})"
+            kind = "permanent"  # a missing neighbour, a broken file: asking again gives the same
             try:
                 img, err = self._stamp(ra[i], dec[i], float(pix[i]), size, bands, str(primary[i]), cache)
+            except ServiceUnreachableError:
+                raise  # one error for the whole call, as the HTTP services do
             except CutoutError as exc:
-                img, err = None, str(exc)
+                img, err, kind = None, str(exc), exc.kind
             if err and errors == "raise":
-                raise CutoutError(f"stamp at {label} failed: {err}")
+                raise CutoutError(f"stamp at {label} failed: {err}", kind=kind)
             if err:
-                errs[i] = f"stamp at {label}: {err}"
+                errs[i], kinds[i] = f"stamp at {label}: {err}", kind
             else:
                 images[i] = img
-        return self._table(images, errs, ra, dec, size=size, pixscale=scalar if np.ndim(pixscale) == 0 else None,
-                           layer=layer or self.layer, bands=bands)
+        return self._table(images, errs, kinds, ra, dec, size=size,
+                           pixscale=scalar if np.ndim(pixscale) == 0 else None, layer=layer or self.layer,
+                           bands=bands)
 
-    def _table(self, images, errs, ra, dec, *, size, pixscale, layer, bands) -> Table:
+    def _table(self, images, errs, kinds, ra, dec, *, size, pixscale, layer, bands) -> Table:
         ok = np.array([not e for e in errs], dtype=bool)
         t = Table()
         t["index"] = np.arange(len(ra))
@@ -410,6 +438,7 @@ class LegacySurveyBricks:
         t["ok"] = ok
         t["in_footprint"] = np.array([bool(o) and not is_blank(im) for o, im in zip(ok, images)], dtype=bool)
         t["error"] = np.array(errs, dtype=str) if len(errs) else np.array([], dtype="U1")
+        t["error_kind"] = np.array(kinds, dtype="U11")
         t["image"] = images
         t.meta["astro_semsearch"] = {
             "service": type(self).__name__, "url": str(self.root) if self.root is not None else self.url,

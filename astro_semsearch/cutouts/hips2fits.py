@@ -33,6 +33,7 @@ class Hips2FitsCutouts(CutoutService):
     """
 
     _default_layer = DR10_HIPS
+    _url_conf = "hips2fits_url"
 
     def __init__(self, hips: str = DR10_HIPS):
         super().__init__()

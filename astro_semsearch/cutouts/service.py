@@ -1,19 +1,18 @@
-"""The machinery shared by the cutout services: validation, retries, the checked cache, the result table.
+"""The machinery shared by the cutout services: validation, the checked cache, concurrency, the result table.
 
 `CutoutService` is an `astroquery.query.BaseQuery`; its subclasses
 (`~astro_semsearch.cutouts.LegacySurvey`,
 `~astro_semsearch.cutouts.Hips2FitsCutouts`) only say which endpoint to call
-with which parameters. See `astro_semsearch.cutouts` for the behaviour.
+with which parameters. One request, its limits and its retries are
+`astro_semsearch.cutouts.http`. See `astro_semsearch.cutouts` for the
+behaviour.
 """
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import io
 import logging
 import re
 import threading
-import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -28,9 +27,10 @@ from .._io import progress as _progress
 from .._validate import check_int
 from ..catalog import as_skycoord
 from ..config import conf
-from ..exceptions import CutoutError, InvalidInputError, InvalidTypeError
+from ..exceptions import CutoutError, InvalidInputError, InvalidTypeError, ServiceUnreachableError
 from ..images import is_blank
 from ._cache import cached_path, drop_from_cache, store_in_cache
+from .http import Limits, fetch
 
 __all__ = ["CutoutService", "MAX_SIZE"]
 
@@ -38,9 +38,6 @@ log = logging.getLogger(__name__)
 
 MAX_SIZE = 3000
 """Largest cutout (pixels a side) the Legacy Survey viewer serves; it silently clamps larger requests."""
-
-_RETRY_STATUS = {429, 500, 502, 503, 504}
-_MAX_RETRY_AFTER = 600.0  # never sleep longer than this for one Retry-After
 
 
 def _check_size_pixscale(size, pixscale) -> tuple[int, float]:
@@ -74,21 +71,6 @@ def _check_pixscales(pixscale, n: int) -> np.ndarray:
     return values
 
 
-def _retry_after(response) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    with contextlib.suppress(Exception):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    return None
-
-
 class CutoutService(BaseQuery):
     """Fetching, retrying, caching and validation shared by the cutout services.
 
@@ -98,6 +80,7 @@ class CutoutService(BaseQuery):
     """
 
     _default_layer: str = ""
+    _url_conf: str = "legacysurvey_url"  # the conf item naming the service's URL (for error messages)
 
     def __init__(self):
         super().__init__()
@@ -170,9 +153,8 @@ class CutoutService(BaseQuery):
         data = np.asarray(parsed[0].data, dtype=np.float32)
         return data[None] if data.ndim == 2 else data
 
-    # -- one cutout: cache, request, retries
-    def _fetch(self, coord_label: str, url: str, params: dict, *, size, bands, format, cache, timeout,
-               max_retries, backoff):
+    # -- one cutout: cache, then the request with its limits and retries (cutouts.http)
+    def _fetch(self, coord_label: str, url: str, params: dict, *, size, bands, format, cache, limits: Limits):
         key = url + "?" + urllib.parse.urlencode(params)
         if cache:
             path = cached_path(key)
@@ -183,42 +165,15 @@ class CutoutService(BaseQuery):
                 except Exception as exc:
                     log.warning("cached cutout for %s is corrupt (%s); fetching it again", coord_label, exc)
                     drop_from_cache(key)
-        session = self._thread_session()
-        last = "no attempt made"
-        for attempt in range(max_retries + 1):
-            wait = backoff * 2**attempt
+        parsed, body = fetch(self._thread_session(), url, params, label=coord_label, limits=limits,
+                             parse=lambda b: self._parse(b, size=size, bands=bands, format=format),
+                             hint=f"check conf.{self._url_conf} and the network")
+        if cache:
             try:
-                resp = session.get(url, params=params, timeout=timeout)
-            except requests.Timeout:
-                last = f"timed out after {timeout:g} s"
-            except requests.RequestException as exc:
-                last = f"connection error: {exc.__class__.__name__}: {exc}"
-            else:
-                if resp.status_code == 200:
-                    try:
-                        parsed = self._parse(resp.content, size=size, bands=bands, format=format)
-                    except Exception as exc:
-                        last = f"corrupt {format.upper()} body: {exc}"
-                    else:
-                        if cache:
-                            try:
-                                store_in_cache(key, resp.content)
-                            except OSError as exc:  # a full disk must not lose the cutout
-                                log.warning("could not cache cutout for %s: %s", coord_label, exc)
-                        return parsed
-                else:
-                    text = resp.text[:200].strip().replace("\n", " ")
-                    last = f"HTTP {resp.status_code} {resp.reason}" + (f": {text}" if text else "")
-                    if resp.status_code not in _RETRY_STATUS:
-                        # 4xx: our request is wrong; asking again will not help.
-                        raise CutoutError(f"cutout at {coord_label} failed: {last} (URL {resp.url})")
-                    ra_s = _retry_after(resp)
-                    if ra_s is not None:
-                        wait = max(wait, min(ra_s, _MAX_RETRY_AFTER))
-            if attempt < max_retries:
-                log.info("cutout at %s: %s; retrying in %.2f s", coord_label, last, wait)
-                time.sleep(wait)
-        raise CutoutError(f"cutout at {coord_label} failed after {max_retries + 1} attempt(s): {last}")
+                store_in_cache(key, body)
+            except OSError as exc:  # a full disk must not lose the cutout
+                log.warning("could not cache cutout for %s: %s", coord_label, exc)
+        return parsed
 
     # -- public interface
     def get_cutout_async(self, coordinate, *, size: int = 256, pixscale=0.262, layer: str | None = None,
@@ -260,7 +215,9 @@ class CutoutService(BaseQuery):
         Raises
         ------
         CutoutError
-            When the cutout still fails after ``conf.max_retries`` retries.
+            When the cutout still fails after its retries (``conf.max_retries``,
+            ``conf.max_retry_time``); a `ServiceUnreachableError` when the
+            service cannot be connected to (after one quick retry).
         """
         c = as_skycoord(coordinate)
         if len(c) != 1:
@@ -270,8 +227,7 @@ class CutoutService(BaseQuery):
         ra, dec = float(c.ra.deg[0]), float(c.dec.deg[0])
         params = self._payload(ra, dec, size=size, pixscale=pixscale, layer=layer, bands=bands, format=format)
         return self._fetch(f"RA={ra:.6f} Dec={dec:+.6f}", self._endpoint(format), params, size=size, bands=bands,
-                           format=format, cache=cache, timeout=float(conf.timeout),
-                           max_retries=int(conf.max_retries), backoff=float(conf.backoff))
+                           format=format, cache=cache, limits=Limits.from_conf())
 
     def get_cutouts(self, coordinates, *, size: int = 256, pixscale=0.262, layer: str | None = None,
                     bands: str = "grz", format: str = "fits", cache: bool = True, errors: str = "raise",
@@ -298,7 +254,10 @@ class CutoutService(BaseQuery):
         errors : {"raise", "flag"}
             On a cutout that still fails after the retries: raise `CutoutError`
             (naming the position), or set ``ok=False`` and the ``error`` text
-            in that row and go on.
+            in that row and go on. Either way a service that is down stops
+            the call with one `ServiceUnreachableError` naming its URL: when
+            ``conf.unreachable_after`` cutouts in a row fail for network
+            reasons, or every position (fewer than that) fails to connect.
         progress : bool, optional
             Show a progress bar (default ``conf.show_progress``).
 
@@ -306,7 +265,9 @@ class CutoutService(BaseQuery):
         -------
         `~astropy.table.Table`
             One row per input position, in input order: ``index``, ``ra``,
-            ``dec`` (deg), ``ok``, ``in_footprint``, ``error`` and ``image``:
+            ``dec`` (deg), ``ok``, ``in_footprint``, ``error``, ``error_kind``
+            (``""``, or the failure's `CutoutError.kind`: ``"unreachable"``
+            and ``"network"`` may work later, ``"permanent"`` will not) and ``image``:
             ``(n_bands, size, size)`` float32 fluxes for FITS (NaN where
             ``ok`` is False) or ``(size, size, 3)`` uint8 for JPEG. Blank
             cutouts (outside the survey) have ``in_footprint=False``: never
@@ -321,24 +282,28 @@ class CutoutService(BaseQuery):
         ra, dec = c.ra.deg.astype(float), c.dec.deg.astype(float)
         url = self._endpoint(format)
         # Read the configuration once, at call time (conf.set_temp works).
-        opts = dict(size=size, bands=bands, format=format, cache=cache, timeout=float(conf.timeout),
-                    max_retries=int(conf.max_retries), backoff=float(conf.backoff))
+        opts = dict(size=size, bands=bands, format=format, cache=cache, limits=Limits.from_conf())
+        health = _FailureRun(len(c), url, f"conf.{self._url_conf}")
 
         def one(i: int):
             pix = pixscale if pixscales is None else float(pixscales[i])
             params = self._payload(float(ra[i]), float(dec[i]), size=size, pixscale=pix, layer=layer,
                                    bands=bands, format=format)
-            label = f"RA={ra[i]:.6f} Dec={dec[i]:+.6f} (row {i})"
+            # A flagged row's error is read beside its own index, ra and dec: no position number in it.
+            label = f"RA={ra[i]:.6f} Dec={dec[i]:+.6f}" + (f" (position {i})" if errors == "raise" and len(c) > 1
+                                                            else "")
             try:
                 return self._as_array(self._fetch(label, url, params, **opts), format), None
             except CutoutError as exc:
                 if errors == "raise":
                     raise
-                return None, str(exc)
+                return None, exc
 
         show = conf.show_progress if progress is None else bool(progress)
-        arrays, errs = _run_parallel(one, len(c), show)
+        arrays, errs, kinds = _run_parallel(one, len(c), show, health)
         t = self._result_table(arrays, errs, ra, dec, size=size, bands=bands, format=format)
+        kinds = [k or ("" if good else "permanent") for k, good in zip(kinds, t["ok"])]  # a shape mismatch
+        t.add_column(np.array(kinds, dtype="U11"), name="error_kind", index=t.colnames.index("error") + 1)
         t.meta["astro_semsearch"] = {
             "service": type(self).__name__, "url": url, "size": size,
             "pixscale": pixscale if pixscales is None else "per-row",
@@ -378,14 +343,53 @@ class CutoutService(BaseQuery):
         return t
 
 
-def _run_parallel(one, n: int, show_progress: bool) -> tuple[list, list[str]]:
+class _FailureRun:
+    """Cutouts failed in a row for network reasons (completion order): past a threshold the service is down.
+
+    `record` raises `ServiceUnreachableError` when ``conf.unreachable_after``
+    cutouts in a row failed for network reasons (time-outs and 5xx after
+    their retries included), or when all ``n`` positions of a call smaller
+    than that failed to connect. A success, or a permanent failure (the
+    service answered), resets the count.
+    """
+
+    def __init__(self, n: int, url: str, setting: str):
+        self.n, self.url, self.setting = n, url, setting
+        self.threshold = check_int(conf.unreachable_after, "conf.unreachable_after", 0)
+        self.run = self.unreachable = 0
+
+    def record(self, exc: CutoutError | None) -> None:
+        kind = "" if exc is None else exc.kind
+        # What failed, without the position (the one that raised the error is named by its __cause__).
+        error = str(exc.__cause__ if isinstance(getattr(exc, "__cause__", None), CutoutError) else exc)
+        if kind in ("unreachable", "network"):
+            self.run += 1
+            self.unreachable = self.unreachable + 1 if kind == "unreachable" else 0
+        else:
+            self.run = self.unreachable = 0
+        if not self.threshold:
+            return
+        if self.unreachable >= min(self.threshold, self.n):
+            raise ServiceUnreachableError(
+                f"cannot reach {self.url}: {error} ({self.unreachable} request(s) in a row failed to connect); check "
+                f"{self.setting} and the network", url=self.url)
+        if self.run >= self.threshold:
+            raise ServiceUnreachableError(
+                f"{self.url} is failing: {self.run} cutouts in a row failed for network reasons after their "
+                f"retries (the last: {exc}); the service may be down or overloaded, or check {self.setting} and "
+                "the network", kind="network", url=self.url)
+
+
+def _run_parallel(one, n: int, show_progress: bool, health: _FailureRun) -> tuple[list, list[str], list[str]]:
     """Call ``one(i)`` for ``i < n`` on ``conf.max_concurrency`` threads; results in input order.
 
-    ``one`` returns ``(array or None, error text or None)``. A raised error
+    ``one`` returns ``(array or None, CutoutError or None)``; the errors
+    come back as texts and kinds. A raised error (a `CutoutError` with
+    ``errors="raise"``, or the `ServiceUnreachableError` of ``health``)
     cancels the requests not yet started and is re-raised.
     """
     arrays: list = [None] * n
-    errs = [""] * n
+    errs, kinds = [""] * n, [""] * n
     workers = max(1, int(conf.max_concurrency))
     bar = _progress(total=n, desc="cutouts", unit="img", disable=not show_progress)
     try:
@@ -394,13 +398,14 @@ def _run_parallel(one, n: int, show_progress: bool) -> tuple[list, list[str]]:
             try:
                 for fut in as_completed(futures):
                     i = futures[fut]
-                    arrays[i], err = fut.result()  # re-raises CutoutError with errors="raise"
-                    errs[i] = err or ""
+                    arrays[i], exc = fut.result()  # re-raises CutoutError with errors="raise"
+                    errs[i], kinds[i] = ("", "") if exc is None else (str(exc), exc.kind)
                     bar.update(1)
+                    health.record(exc)
             except BaseException:
                 for f in futures:
                     f.cancel()
                 raise
     finally:
         bar.close()
-    return arrays, errs
+    return arrays, errs, kinds
