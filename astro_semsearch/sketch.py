@@ -76,7 +76,6 @@ from .exceptions import InvalidInputError
 
 __all__ = [
     "SYMBOL_KINDS",
-    "GZ2_LABELS",
     "draw_symbol",
     "draw_symbols",
     "embed_symbol",
