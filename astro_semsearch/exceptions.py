@@ -18,6 +18,7 @@ __all__ = [
     "ModelLoadError",
     "TargetNotFoundError",
     "CutoutError",
+    "LockedError",
     "NoGoodMatchWarning",
 ]
 
@@ -56,6 +57,10 @@ class TargetNotFoundError(AstroSemsearchError, ValueError):
 
 class CutoutError(AstroSemsearchError, OSError):
     """A cutout could not be fetched (server error, time-out, corrupt body)."""
+
+
+class LockedError(AstroSemsearchError, OSError):
+    """Another process (or thread) is writing to this output; the message names it and its lock file."""
 
 
 class NoGoodMatchWarning(AstropyUserWarning):
