@@ -90,6 +90,10 @@ def classify(images, labels: Sequence[str], *, model=None, template: str | None 
     ValueError
         If fewer than two labels are given, a label is repeated or empty,
         or the template has no ``{}``.
+    InvalidInputError
+        An image carries no signal (blank, constant, all or mostly NaN, any
+        infinity, tiny: `astro_semsearch.images.image_problem`); the message
+        names it. Such an image has no label to give.
     """
     if isinstance(labels, str):
         raise InvalidTypeError("labels must be a sequence of strings, e.g. ['spiral', 'elliptical']")

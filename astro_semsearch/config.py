@@ -82,6 +82,17 @@ class Conf(_config.ConfigNamespace):
     show_progress = _config.ConfigItem(
         True, "Show progress bars for long jobs.", cfgtype="boolean"
     )
+    max_archive_bytes = _config.ConfigItem(
+        8 * 1024**3, "Largest total size in bytes an index archive (from a URL) may expand to.", cfgtype="integer"
+    )
+    max_archive_members = _config.ConfigItem(
+        10_000, "Most members (files and directories) an index archive may hold.", cfgtype="integer"
+    )
+    max_archive_ratio = _config.ConfigItem(
+        50.0, "Most an index archive may expand relative to its size (index files compress little; "
+              "a higher ratio is a compression bomb). Archives under 1 MiB once extracted are exempt.",
+        cfgtype="float",
+    )
     gz2_root = _config.ConfigItem(
         "", "Directory of the Galaxy Zoo 2 data set (labels.csv + images/) that training and evaluation read, "
             "when no directory is given (see docs/training.rst for how to obtain it).",

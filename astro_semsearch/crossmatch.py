@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from ._validate import check_angle
 from .catalog import DEC_NAMES, RA_NAMES, column_degrees, find_column
 from .exceptions import InvalidInputError, InvalidTypeError, MissingDependencyError
 
-__all__ = ["crossmatch", "crossmatch_lsdb", "RA_NAMES", "DEC_NAMES"]
+__all__ = ["crossmatch", "crossmatch_lsdb", "looks_like_path", "RA_NAMES", "DEC_NAMES", "VIZIER_ID", "TABLE_SUFFIXES"]
 
 
 def _coords_of(table: Table, ra_col: str, dec_col: str, label: str) -> SkyCoord:
@@ -47,6 +48,34 @@ def _coords_of(table: Table, ra_col: str, dec_col: str, label: str) -> SkyCoord:
     if ((dec.value < -90) | (dec.value > 90)).any():
         raise InvalidInputError(f"{label} Dec out of range [-90, 90] deg in column {dec_col!r}")
     return SkyCoord(ra, dec)
+
+
+#: A VizieR catalogue id: a category (J for journals, B, or a Roman numeral I-IX) and "/"-separated parts.
+VIZIER_ID = re.compile(r"^(?:J|B|I{1,3}|IV|V|VI{1,3}|IX)/[A-Za-z0-9+&._-]+(?:/[A-Za-z0-9+&._-]+)*$")
+#: File endings taken as catalogue files (a string ending so is never sent to VizieR).
+TABLE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fz", ".csv", ".ecsv", ".tsv", ".txt", ".dat", ".vot",
+                  ".votable", ".xml", ".hdf5", ".h5", ".parquet", ".pq", ".json", ".asdf", ".tbl", ".ipac")
+
+
+def looks_like_path(text: str) -> bool:
+    """True if ``text`` names a file rather than a VizieR catalogue (the rule `crossmatch` uses).
+
+    A string is a file name when it ends with a table file suffix
+    (`TABLE_SUFFIXES`, any case), starts with ``.``, ``~`` or ``/``, holds a
+    backslash, or holds a ``/`` without being a VizieR id (`VIZIER_ID`: a
+    category such as ``J``, ``B``, ``II`` and ``/``-separated parts, e.g.
+    ``J/ApJS/243/17``, ``II/246``, ``I/355/gaiadr3``). Anything else (a
+    VizieR id or a catalogue keyword) is sent to VizieR.
+
+    Examples
+    --------
+    >>> [looks_like_path(s) for s in ("J/ApJS/243/17", "II/246", "lenses.csv", "data/lenses", "./x", "2MASS")]
+    [False, False, True, True, True, False]
+    """
+    t = text.strip()
+    if t.lower().endswith(TABLE_SUFFIXES) or t.startswith((".", "~", "/")) or "\\" in t:
+        return True
+    return (os.sep in t or "/" in t) and not VIZIER_ID.match(t)
 
 
 def _read_lenscat() -> Table:
@@ -102,9 +131,13 @@ def _catalog_table(catalog, results_coords, radius, ra_column, dec_column):
     if isinstance(catalog, str) and catalog.strip().lower() == "lenscat":
         table = _read_lenscat()
         name = "lenscat"
-    elif isinstance(catalog, (str, os.PathLike)) and Path(catalog).is_file():
-        table = Table.read(catalog)
+    elif isinstance(catalog, (str, os.PathLike)) and Path(catalog).expanduser().is_file():
+        table = Table.read(Path(catalog).expanduser())
         name = Path(catalog).stem
+    elif isinstance(catalog, os.PathLike) or (isinstance(catalog, str) and looks_like_path(catalog)):
+        raise FileNotFoundError(
+            f"catalogue file {os.fspath(catalog)} does not exist (a name with a file suffix, a path separator or a "
+            "leading '.', '~' or '/' is taken as a file; VizieR ids look like J/ApJS/243/17 or II/246)")
     elif isinstance(catalog, str):
         if not catalog.strip():
             raise InvalidInputError("catalog is an empty string")
@@ -145,7 +178,9 @@ def crossmatch(
         ``RA``, ``RAJ2000``, ``ra_deg``, ... or named with ``ra_column`` and
         ``dec_column``; degrees if the column has no unit), a SkyCoord,
         ``"lenscat"``, a file astropy can read, or a VizieR catalogue id
-        such as ``"J/ApJS/243/17"`` (network).
+        such as ``"J/ApJS/243/17"`` (network). A string that looks like a
+        file name (`looks_like_path`) but is not a file raises
+        `FileNotFoundError` and is never sent to VizieR.
     radius : `~astropy.units.Quantity` (angle)
         Maximum separation of a match.
     nearest : bool

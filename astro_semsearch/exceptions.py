@@ -18,6 +18,7 @@ __all__ = [
     "ModelLoadError",
     "TargetNotFoundError",
     "CutoutError",
+    "LockedError",
     "ServiceUnreachableError",
     "NoGoodMatchWarning",
 ]
@@ -93,6 +94,10 @@ class ServiceUnreachableError(CutoutError):
 
     def __init__(self, message: str = "", *, kind: str = "unreachable", url: str | None = None):
         super().__init__(message, kind=kind, url=url)
+
+
+class LockedError(AstroSemsearchError, OSError):
+    """Another process (or thread) is writing to this output; the message names it and its lock file."""
 
 
 class NoGoodMatchWarning(AstropyUserWarning):

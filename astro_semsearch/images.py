@@ -8,6 +8,11 @@ The model works on RGB composites. Two kinds of input are accepted:
   in nanomaggies). These are turned into RGB with the Legacy Survey viewer's
   own mapping (`to_rgb`), so a FITS cutout and the viewer's JPEG of the same
   galaxy look alike to the model.
+* Single planes (``HxW`` arrays, one-plane FITS): stretched like one band of
+  that mapping and shown as grey (`to_rgb`).
+
+`image_problem` is the one rule that refuses images carrying no signal
+(blank, constant, NaN, infinities, tiny) before they are embedded.
 
 `preprocess` then keeps the central 80% of the field and resizes it to 64 x 64
 pixels. The model was trained on Galaxy Zoo images in which the galaxy fills
@@ -32,11 +37,19 @@ import numpy as np
 
 from .exceptions import InvalidInputError, InvalidTypeError
 
-__all__ = ["load_image", "to_rgb", "is_blank", "preprocess", "find_image", "is_image_path", "LEGACY_RGB_SCALES",
-           "FITS_SUFFIXES", "IMAGE_SUFFIXES"]
+__all__ = ["load_image", "to_rgb", "is_blank", "image_problem", "image_label", "preprocess", "find_image",
+           "is_image_path", "LEGACY_RGB_SCALES", "FITS_SUFFIXES", "IMAGE_SUFFIXES", "MIN_IMAGE_SIDE",
+           "MAX_NAN_FRACTION", "GREY_BAND"]
 
 #: Legacy Survey viewer RGB mapping: band -> (output plane, scale). Plane 0 is red.
 LEGACY_RGB_SCALES = {"g": (2, 6.0), "r": (1, 3.4), "z": (0, 2.2), "i": (0, 1.0), "u": (2, 1.5)}
+
+#: Smallest image side (pixels) that is embedded; smaller images are refused (`image_problem`).
+MIN_IMAGE_SIDE = 8
+#: Largest fraction of NaN (masked) pixels an image may have and still be embedded.
+MAX_NAN_FRACTION = 0.5
+#: The band a single float plane is taken as when ``bands`` does not name exactly one band.
+GREY_BAND = "r"
 
 #: File name endings read as FITS.
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
@@ -124,6 +137,18 @@ def _bands_to_rgb(bands_img: np.ndarray, bands: str, m: float = 0.03, Q: float =
     return np.clip(rgb, 0.0, 1.0)
 
 
+def _grey(plane: np.ndarray, bands: str) -> np.ndarray:
+    """One plane as a grey ``HxWx3`` image: uint8 divided by 255, float stretched like one band of `to_rgb`."""
+    if plane.dtype == np.uint8:
+        grey = plane.astype(np.float32) / 255.0
+    else:
+        band = bands if len(bands) == 1 else GREY_BAND
+        if band not in LEGACY_RGB_SCALES:
+            raise InvalidInputError(f"no RGB mapping for band {band!r}; known: {sorted(LEGACY_RGB_SCALES)}")
+        grey = _bands_to_rgb(plane[None], band)[:, :, LEGACY_RGB_SCALES[band][0]]
+    return np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
+
+
 def to_rgb(image, bands: str = "grz") -> np.ndarray:
     """Convert an image to ``HxWx3`` float32 RGB in [0, 1].
 
@@ -131,9 +156,14 @@ def to_rgb(image, bands: str = "grz") -> np.ndarray:
     ----------
     image : numpy.ndarray
         ``HxWx3`` uint8 RGB (divided by 255), ``HxWx3`` float RGB (taken as
-        0-1 and clipped; values above 1.5 are taken as 0-255), or ``CxHxW``
+        0-1 and clipped; values above 1.5 are taken as 0-255), ``CxHxW``
         float band images in nanomaggies, mapped with the Legacy Survey
-        viewer's asinh scheme (scales g: 6.0, r: 3.4, z: 2.2, m=0.03, Q=20).
+        viewer's asinh scheme (scales g: 6.0, r: 3.4, z: 2.2, m=0.03, Q=20),
+        or a single plane (``HxW`` or ``1xHxW``, e.g. a one-plane FITS).
+        A single plane becomes a grey image: uint8 is divided by 255; a
+        float plane is taken as the band ``bands`` names when it names one,
+        else the r band (`GREY_BAND`), stretched exactly as that band is in
+        the three-band mapping, and copied to all three RGB planes.
         NaNs (masked pixels) count as zero flux.
     bands : str
         Band names of a ``CxHxW`` input, one letter each (default ``"grz"``).
@@ -143,10 +173,17 @@ def to_rgb(image, bands: str = "grz") -> np.ndarray:
     >>> import numpy as np
     >>> float(to_rgb(np.full((4, 4, 3), 255, np.uint8)).max())
     1.0
+    >>> grey = to_rgb(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8))
+    >>> grey.shape, bool(np.allclose(grey[..., 0], grey[..., 2]))
+    ((8, 8, 3), True)
     """
     img = np.asarray(image)
+    if img.ndim == 2:
+        img = img[None]
     if img.ndim != 3:
-        raise InvalidInputError(f"expected an HxWx3 RGB or CxHxW band image, got shape {img.shape}")
+        raise InvalidInputError(f"expected an HxWx3 RGB, CxHxW band or HxW single-plane image, got shape {img.shape}")
+    if img.shape[0] == 1:
+        return _grey(img[0], bands)
     if img.shape[-1] == 3 and (img.dtype == np.uint8 or img.shape[0] != 3 or len(bands) != 3):
         if img.dtype == np.uint8:
             return img.astype(np.float32) / 255.0
@@ -178,6 +215,93 @@ def is_blank(image) -> bool:
         return True
     finite = img[np.isfinite(img)]
     return bool(finite.max() == finite.min())
+
+
+def _planes(img: np.ndarray) -> np.ndarray | None:
+    """``CxHxW`` view of an image laid out as `to_rgb` reads it (None if it is not an image)."""
+    if img.ndim == 2:
+        return img[None]
+    if img.ndim != 3:
+        return None
+    if img.shape[0] != 1 and img.shape[-1] == 3 and (img.dtype == np.uint8 or img.shape[0] != 3):
+        return np.moveaxis(img, -1, 0)
+    return img
+
+
+def _constant(plane: np.ndarray) -> bool:
+    """No variation at all (integers), or none beyond float rounding."""
+    lo, hi = float(plane.min()), float(plane.max())
+    return hi - lo <= 1e-6 * max(abs(lo), abs(hi))
+
+
+def image_problem(image) -> str | None:
+    """Why an image cannot be embedded, or None: the one rule every stage uses to refuse images at the door.
+
+    An image is refused when it is empty or not an image, smaller than
+    `MIN_IMAGE_SIDE` pixels a side, has no finite pixel (all NaN), any
+    infinite pixel, more than `MAX_NAN_FRACTION` NaN (masked) pixels, or no
+    variation in any plane (blank, all zero, one flat colour): such images
+    embed to vectors that "match" real galaxies. `similar_to`,
+    `GalaxyModel.embed_images` and `classify` refuse them with
+    `~astro_semsearch.exceptions.InvalidInputError`; builds skip them.
+
+    Returns
+    -------
+    str or None
+        A phrase to follow the image's name, e.g. ``"is blank: every pixel is 0"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image_problem(np.zeros((32, 32, 3), np.uint8))
+    'is blank: every pixel is 0'
+    >>> image_problem(np.random.default_rng(0).random((3, 32, 32))) is None
+    True
+    >>> image_problem(np.ones((3, 4, 4)))
+    'is 4x4 pixels, too small (at least 8 a side)'
+    """
+    img = np.asarray(image)
+    if img.dtype == object or not (np.issubdtype(img.dtype, np.number) or img.dtype == bool):
+        return f"is not a numeric image (dtype {img.dtype})"
+    planes = _planes(img)
+    if planes is None:
+        return f"has shape {img.shape}, not an image (HxW, HxWx3 or CxHxW)"
+    if planes.size == 0:
+        return "is empty (no pixels)"
+    h, w = planes.shape[1:]
+    if min(h, w) < MIN_IMAGE_SIDE:
+        return f"is {h}x{w} pixels, too small (at least {MIN_IMAGE_SIDE} a side)"
+    if np.issubdtype(planes.dtype, np.inexact):
+        finite = np.isfinite(planes)
+        n_finite = int(finite.sum())
+        if n_finite == 0:
+            return "has no finite pixel values (all NaN)"
+        n_inf = int(np.isinf(planes).sum())
+        if n_inf:
+            return f"has {n_inf} infinite pixel value(s)"
+        nan_fraction = 1.0 - n_finite / planes.size
+        if nan_fraction > MAX_NAN_FRACTION:
+            return f"is mostly masked: {nan_fraction:.0%} of its pixels are NaN"
+        planes = [p[np.isfinite(p)] for p in planes]
+    if all(p.size == 0 or _constant(p) for p in planes):
+        values = np.concatenate([np.ravel(p) for p in planes])
+        if _constant(values):
+            return f"is blank: every pixel is {values.flat[0]:g}"
+        return "carries no structure: every plane is constant (a flat colour)"
+    return None
+
+
+def image_label(source, position: int | None = None, total: int | None = None) -> str:
+    """How an error message names an image: ``"image at index 3 of 5 (file g3.png)"`` or ``"the image (...)"``."""
+    if isinstance(source, (str, os.PathLike)):
+        what = f"file {os.fspath(source)}"
+    elif isinstance(source, np.ndarray):
+        what = f"array of shape {source.shape}"
+    else:
+        what = type(source).__name__
+    if position is None or not total or total == 1:
+        return f"the image ({what})"
+    return f"image at index {position} of {total} ({what})"
 
 
 def preprocess(rgb, size: int = 64, crop_fraction: float = 0.8) -> np.ndarray:

@@ -16,9 +16,9 @@ Where the images come from, tried in this order for each row:
 2. The index's own local images: an index built with
    ``build_index(..., images=DIR)`` records ``"local:<directory name>"`` as
    its source and keeps the file column. The directory is looked for beside
-   the index directory, inside it and in the current directory (the manifest
-   records only the directory's *name*; pass ``images=`` if it lives
-   elsewhere).
+   the index directory, inside it and in the current directory, by its
+   *name*; a directory path the manifest records is followed only when it
+   lies inside the index directory (pass ``images=`` if it lives elsewhere).
 3. A JPEG cutout of the row's position from the DESI Legacy Imaging Surveys
    viewer (`~astro_semsearch.cutouts.get_cutouts`, ``format="jpeg"``), or
    hips2fits for an index built from it. Cutouts are kept in astropy's
@@ -120,26 +120,49 @@ def _index_request(index) -> dict:
     return dict(req) if isinstance(req, Mapping) else {}
 
 
+def _inside(path: Path, root: Path) -> bool:
+    root = root.resolve()
+    target = path.resolve()
+    return target == root or root in target.parents
+
+
 def _index_image_dir(index, req: dict) -> tuple[Path | None, str | None]:
-    """(directory, None) for a locally built index whose image directory is found, else (None, reason)."""
+    """(directory, None) for a locally built index whose image directory is found, else (None, reason).
+
+    Paths from the manifest are confined: the recorded directory is used only
+    when it lies inside the index directory, and the recorded *name* (one plain
+    path component) is looked for beside the index, inside it and in the
+    current directory. An index (say, one from a URL) can never make us read
+    images from elsewhere; pass ``images=`` for a directory outside.
+    """
     src = str(req.get("source") or "")
     if not src.startswith("local:"):
         return None, None
     name = src[len("local:") :]
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        return None, f"index {getattr(index, 'name', '')!r} names its image directory {name!r}, not a plain name; " \
+                     "pass images=DIR"
     places = []
     recorded = ((getattr(index, "manifest", None) or {}).get("build") or {}).get("images") or {}
-    if recorded.get("directory"):
-        places.append(Path(recorded["directory"]))  # recorded by build_index (newer indexes)
     ipath = getattr(index, "path", None)
-    if ipath is not None and "://" not in str(ipath):
-        ipath = Path(ipath)
+    ipath = Path(ipath) if ipath is not None and "://" not in str(ipath) else None
+    outside = None
+    if isinstance(recorded, Mapping) and isinstance(recorded.get("directory"), str) and recorded["directory"]:
+        rec = Path(recorded["directory"])
+        if ipath is not None and _inside(ipath / rec, ipath):
+            places.append(ipath / rec)  # recorded by build_index, inside the index
+        else:
+            outside = rec
+    if ipath is not None:
         places += [ipath.parent / name, ipath / name, ipath / "images"]
     places.append(Path.cwd() / name)
     for place in places:
         if place.is_dir():
             return place, None
+    hint = (f"; the manifest names {outside}, outside the index directory, which is not followed (pass "
+            f"images={str(outside)!r} if you trust it)" if outside is not None else "")
     return None, (f"index {getattr(index, 'name', '')!r} was built from local images in a directory named "
-                  f"{name!r}, not found beside the index or in the current directory (pass images=DIR)")
+                  f"{name!r}, not found beside the index or in the current directory (pass images=DIR){hint}")
 
 
 # --------------------------------------------------------------------------- public

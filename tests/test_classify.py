@@ -89,3 +89,37 @@ def test_classify_bad_labels(labels, template, err):
     kwargs = {} if template is None else {"template": template}
     with pytest.raises(err):
         classify(np.zeros((32, 32, 3), np.uint8), labels, model=model, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.full((3, 40, 40), np.nan, np.float32), "all NaN"),
+        (np.zeros((40, 40, 3), np.uint8), "blank"),
+        (np.full((40, 40, 3), 128, np.uint8), "blank"),
+        (np.where(np.eye(40, dtype=bool), np.inf, 0.2)[None].repeat(3, 0), "infinite"),
+    ],
+)
+def test_classify_refuses_images_without_signal(bad, match):
+    """An all-NaN image was labelled "ring" at 0.82: such images get no label, and the message names them."""
+    from astro_semsearch.exceptions import InvalidInputError
+
+    model = GalaxyModel.from_config({"dim": 8}, seed=1)
+    red, _ = _images()
+    with pytest.raises(InvalidInputError, match=f"image at index 1 of 2 .*{match}"):
+        classify([red, bad], ["ring", "spiral"], model=model)
+
+
+def test_classify_names_the_refused_file(tmp_path):
+    from PIL import Image
+
+    from astro_semsearch.exceptions import InvalidInputError
+
+    model = GalaxyModel.from_config({"dim": 8}, seed=1)
+    red, blue = _images()
+    paths = []
+    for name, img in (("red.png", red), ("grey.png", np.full((40, 40, 3), 77, np.uint8)), ("blue.png", blue)):
+        Image.fromarray(img).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    with pytest.raises(InvalidInputError, match=r"image at index 1 of 3 \(file .*grey\.png\) is blank"):
+        classify(paths, ["ring", "spiral"], model=model)

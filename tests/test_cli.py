@@ -211,7 +211,9 @@ def test_classify_and_cite_commands(tiny_model_dir, tmp_path, capsys):
     files = []
     for i, level in enumerate((30, 200)):
         path = tmp_path / f"gal{i}.png"
-        Image.fromarray(np.full((32, 32, 3), level, np.uint8)).save(path)
+        img = np.full((32, 32, 3), level, np.uint8)
+        img[::2, ::2] += 20  # some structure: blank images are refused
+        Image.fromarray(img).save(path)
         files.append(str(path))
     out = tmp_path / "labels.ecsv"
     assert main(["classify", *files, "--labels", "elliptical", "spiral", "--model", str(tiny_model_dir),

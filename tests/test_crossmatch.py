@@ -249,3 +249,49 @@ def test_crossmatch_lsdb_matches_in_memory_crossmatch(tmp_path):
     assert list(inner["object_id"]) == ["h0", "h1"]
     with pytest.raises(TypeError, match="angle"):
         crossmatch_lsdb(hits, tmp_path / "bigcat", 2.0)
+
+
+@pytest.mark.parametrize("name", ["lenses.csv", "my_lenses.FITS", "data/lenses", "./lenses", "~/no-such-cat.ecsv",
+                                  "/no/such/catalog", "C:\\cats\\lenses"])
+def test_a_missing_file_is_never_sent_to_vizier(monkeypatch, name):
+    """A string that looks like a path and is not a file is a local error, not a VizieR query."""
+    import astroquery.vizier
+
+    class NoVizier:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError(f"{name!r} was sent to VizieR")
+
+    monkeypatch.setattr(astroquery.vizier, "Vizier", NoVizier)
+    with pytest.raises(FileNotFoundError, match="catalogue file .* does not exist"):
+        crossmatch(results_table(3), name)
+
+
+@pytest.mark.parametrize("catalog_id", ["J/ApJS/243/17", "II/246", "I/355/gaiadr3", "VII/155", "B/mk", "2MASS"])
+def test_vizier_ids_still_go_to_vizier(monkeypatch, catalog_id):
+    import astroquery.vizier
+
+    from astro_semsearch.crossmatch import looks_like_path
+
+    asked = []
+
+    class FakeVizier:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def query_region(self, coords, radius, catalog):
+            asked.append(catalog)
+            return []
+
+    monkeypatch.setattr(astroquery.vizier, "Vizier", FakeVizier)
+    assert not looks_like_path(catalog_id)
+    crossmatch(results_table(3), catalog_id)
+    assert asked == [catalog_id]
+
+
+def test_an_existing_file_with_a_vizier_like_name_is_read(tmp_path, monkeypatch):
+    res = results_table(5)
+    (tmp_path / "J").mkdir()
+    Table({"ra": res["ra"][:1], "dec": res["dec"][:1], "tag": ["x"]}).write(tmp_path / "J" / "cat", format="fits")
+    monkeypatch.chdir(tmp_path)
+    out = crossmatch(res, "J/cat", 1 * u.arcsec, join_type="inner")
+    assert list(out["tag"]) == ["x"]

@@ -88,6 +88,13 @@ def _ids(n_val, n_train):
     return val[:n_val], train[:n_train]
 
 
+def _textured(level: int, size: int = 40) -> np.ndarray:
+    """A grey image of mean brightness ``level`` exactly, with a +-4 checkerboard (blank images are refused)."""
+    img = np.full((size, size, 3), level, dtype=np.int16)
+    img += np.where((np.add.outer(np.arange(size), np.arange(size)) % 2 == 0)[..., None], 4, -4).astype(np.int16)
+    return img.astype(np.uint8)
+
+
 @pytest.fixture(scope="module")
 def fake_data(tmp_path_factory):
     """40 val + 10 train galaxies (37 vote columns); PNG brightness encodes the spiral fraction."""
@@ -104,8 +111,7 @@ def fake_data(tmp_path_factory):
         votes["Class4.1"] = spiral
         votes["Class1.1"] = float(rng.uniform(0, 1))  # some lens hosts
         level = int(round(40 + 200 * spiral))
-        img = np.full((40, 40, 3), level, dtype=np.uint8)
-        Image.fromarray(img).save(root / "images" / f"{gid}.png")
+        Image.fromarray(_textured(level)).save(root / "images" / f"{gid}.png")
         rows.append({"file": f"images/{gid}.png", "galaxy_id": gid, "coarse_label": "", "n_vote_columns": 37,
                      **votes})
     Table(rows=rows).write(root / "labels.csv", format="ascii.csv")
@@ -115,7 +121,7 @@ def fake_data(tmp_path_factory):
     drows = []
     for i in range(12):
         ring = i % 2
-        Image.fromarray(np.full((40, 40, 3), 60 + 120 * ring, dtype=np.uint8)).save(dec / "images" / f"D{i}.png")
+        Image.fromarray(_textured(60 + 120 * ring)).save(dec / "images" / f"D{i}.png")
         drows.append({"iauname": f"D{i}", "ra": 10.0 + i, "dec": -1.0, "ring": ring, "file": f"images/D{i}.png"})
     Table(rows=drows).write(dec / "labels.csv", format="ascii.csv")
     return root, dec, val

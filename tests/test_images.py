@@ -78,7 +78,7 @@ def test_to_rgb_errors():
     with pytest.raises(ValueError, match="no RGB mapping"):
         to_rgb(np.zeros((2, 10, 10), np.float32), bands="gy")
     with pytest.raises(ValueError, match="expected"):
-        to_rgb(np.zeros((10, 10)))
+        to_rgb(np.zeros((2, 10, 10, 2)))
 
 
 @pytest.mark.parametrize(
@@ -113,3 +113,67 @@ def test_preprocess_crop_and_resize():
     assert full[0, 0].max() < 0.01 and full[32, 32].min() > 0.99
     # Non-square input is cropped to a centred square.
     assert preprocess(np.zeros((30, 90, 3), np.uint8), size=16).shape == (16, 16, 3)
+
+
+# --------------------------------------------------------------------------- one rule for images without signal
+_rng = np.random.default_rng(7)
+_nan_majority = _rng.random((3, 32, 32))
+_nan_majority[:, :20] = np.nan  # 62% masked
+_one_inf = _rng.random((3, 32, 32))
+_one_inf[1, 3, 4] = np.inf
+_flat_colour = np.zeros((32, 32, 3), np.uint8)
+_flat_colour[..., 0], _flat_colour[..., 1], _flat_colour[..., 2] = 200, 40, 90
+
+
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.zeros((32, 32, 3), np.uint8), "is blank: every pixel is 0"),
+        (np.full((32, 32, 3), 128, np.uint8), "is blank: every pixel is 128"),
+        (np.full((3, 32, 32), 0.25, np.float32), "is blank"),
+        (_flat_colour, "no structure"),
+        (np.full((3, 32, 32), np.nan), "all NaN"),
+        (_one_inf, "1 infinite"),
+        (_nan_majority, "mostly masked: 62%"),
+        (_rng.random((3, 4, 40)), "4x40 pixels, too small"),
+        (np.zeros((0, 0, 3)), "empty"),
+        (np.array([["a"]]), "not a numeric image"),
+        (np.zeros((2, 3, 4, 5)), "not an image"),
+    ],
+)
+def test_image_problem_names_why(image, match):
+    from astro_semsearch.images import image_problem
+
+    assert match in image_problem(image)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        _rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+        _rng.random((3, 16, 16)).astype(np.float32),
+        _rng.random((20, 30)),  # a single plane
+        np.where(_rng.random((3, 32, 32)) < 0.3, np.nan, _rng.random((3, 32, 32))),  # some NaN is fine
+    ],
+)
+def test_image_problem_accepts_images_with_signal(image):
+    from astro_semsearch.images import image_problem
+
+    assert image_problem(image) is None
+
+
+def test_single_plane_is_the_band_stretch_in_grey():
+    """A 2-D array or a one-plane FITS: stretched like the r band of the three-band mapping, copied to R, G, B."""
+    plane = np.random.default_rng(1).gamma(2.0, 0.05, (24, 24)).astype(np.float32)
+    grey = to_rgb(plane)
+    assert grey.shape == (24, 24, 3) and grey.dtype == np.float32
+    np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=0)
+    np.testing.assert_allclose(grey[..., 1], grey[..., 2], atol=0)
+    expected = np.clip(np.arcsinh(20.0 * np.maximum(0.0, plane * 3.4 + 0.03)) / np.sqrt(20.0), 0, 1)
+    np.testing.assert_allclose(grey[..., 0], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_rgb(plane[None]), grey, atol=1e-7)  # 1xHxW, as load_image gives a 2-D FITS
+    z = to_rgb(plane, bands="z")  # a single named band uses its own scale
+    np.testing.assert_allclose(z[..., 0], np.clip(np.arcsinh(20.0 * np.maximum(0.0, plane * 2.2 + 0.03))
+                                                  / np.sqrt(20.0), 0, 1), rtol=1e-5, atol=1e-6)
+    u8 = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    np.testing.assert_allclose(to_rgb(u8)[..., 2], u8 / 255.0, atol=1e-7)

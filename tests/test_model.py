@@ -7,7 +7,8 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from astro_semsearch.exceptions import ModelLoadError
+from astro_semsearch.exceptions import InvalidInputError, ModelLoadError
+from astro_semsearch.images import to_rgb
 from astro_semsearch.model import GalaxyModel, load_model
 
 CFG = {"dim": 16, "stem_channels": 8, "channels": [8, 16, 16], "head_hidden": 32, "name": "tiny"}
@@ -192,7 +193,7 @@ def test_embedding_leaves_the_torch_thread_count_alone(model):
 
     before = torch.get_num_threads()
     model.embed_text("a ring galaxy")
-    model.embed_images(np.zeros((1, 64, 64, 3), np.uint8))
+    model.embed_images(np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8))
     assert torch.get_num_threads() == before
 
 
@@ -206,3 +207,108 @@ def test_short_query_features_are_remembered(monkeypatch):
     assert calls == [] and np.array_equal(first, again)
     again[:] = 0  # the caller's copy: the cache is not changed through it
     assert np.array_equal(encode_sentences(["a ring galaxy seen twice"]), first)
+
+
+# --------------------------------------------------------------------------- images refused at the door
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.full((48, 48, 3), 128, np.uint8), "blank"),
+        (np.zeros((3, 40, 40), np.float32), "blank"),
+        (np.full((3, 40, 40), np.nan, np.float32), "all NaN"),
+        (np.where(np.arange(3 * 40 * 40).reshape(3, 40, 40) == 7, np.inf, 0.1), "infinite"),
+        (np.random.default_rng(0).integers(0, 256, (5, 5, 3), dtype=np.uint8), "too small"),
+    ],
+)
+def test_embed_images_refuses_images_without_signal(model, image, match):
+    good = np.random.default_rng(1).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    with pytest.raises(InvalidInputError, match=f"image at index 1 of 2 .*{match}"):
+        model.embed_images([good, image])
+    with pytest.raises(InvalidInputError, match=f"the image .*{match}"):
+        model.embed_images(image)
+
+
+def test_embed_images_names_the_file(model, tmp_path):
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(tmp_path / "grey.png")
+    with pytest.raises(InvalidInputError, match=r"file .*grey\.png\) is blank"):
+        model.embed_images([tmp_path / "grey.png"])
+
+
+def test_single_plane_images_are_embedded(model, tmp_path):
+    plane = np.random.default_rng(2).gamma(2.0, 0.05, (40, 40)).astype(np.float32)
+    fits.PrimaryHDU(plane).writeto(tmp_path / "one-band.fits")
+    a = model.embed_images(plane)
+    b = model.embed_images(tmp_path / "one-band.fits")
+    grey = np.repeat(to_rgb(plane)[..., None, :1], 3, axis=-1)[:, :, 0, :]  # the documented grey rule
+    assert a.shape == (1, 16) and _unit(a)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(a, model.embed_images(grey), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- config.json checked at load
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("crop_fraction", 1.5, r"crop_fraction must be a finite number in \(0.3, 1\]"),
+        ("crop_fraction", 0.2, "crop_fraction"),
+        ("crop_fraction", "0.8", "crop_fraction must be a number"),
+        ("image_size", 8, "image_size must be >= 16"),
+        ("image_size", 64.0, "image_size must be an integer"),
+        ("bands", "gyz", "bands must be distinct letters"),
+        ("bands", 3, "bands must be a string"),
+        ("mean", [0.1, 0.1], "mean must be a list of 3 numbers"),
+        ("std", [0.1, 0.0, 0.1], r"std\[1\] must be a finite number in \(0"),
+        ("dim", 1, "dim must be >= 2"),
+        ("dim", True, "dim must be an integer"),
+        ("text_max_length", 0, "text_max_length must be >= 1"),
+        ("channels", [], "channels must be a non-empty list"),
+        ("text_bank_sha256", "xyz", "text_bank_sha256 must be a sha256"),
+    ],
+)
+def test_config_values_are_checked_at_load(saved, tmp_path, field, value, match):
+    d = _copy(saved, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg[field] = value
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match=f"config.json does not describe a valid model: {match}"):
+        GalaxyModel.load(d)
+
+
+def test_fingerprint_covers_the_preprocessing(model, saved, tmp_path):
+    loaded = GalaxyModel.load(saved)
+    assert loaded.fingerprint == loaded.weights_sha256  # legacy preprocessing: the weights' sha256, as before
+    d = _copy(saved, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["crop_fraction"] = 0.6
+    (d / "config.json").write_text(json.dumps(cfg))
+    cropped = GalaxyModel.load(d)
+    assert cropped.weights_sha256 == loaded.weights_sha256
+    assert cropped.fingerprint != loaded.fingerprint and len(cropped.fingerprint) == 64
+    x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    assert not np.allclose(cropped.embed_images(x), loaded.embed_images(x), atol=1e-4)  # why it must differ
+    # An index built with one refuses the other.
+    from astropy.table import Table
+
+    from astro_semsearch.exceptions import ModelMismatchError
+    from astro_semsearch.index import GalaxyIndex
+
+    table = Table({"object_id": ["a", "b"], "ra": [1.0, 2.0], "dec": [0.0, 1.0]})
+    index = GalaxyIndex.build(loaded.embed_images(x), table, model=loaded)
+    assert index.manifest["model"]["preprocessing"]["crop_fraction"] == pytest.approx(0.8)
+    with pytest.raises(ModelMismatchError, match="not comparable"):
+        index.check_model(cropped)
+    for key, value in (("image_size", 48), ("bands", "gri"), ("text_max_length", 32)):
+        other = GalaxyModel.from_config({**CFG, key: value}, seed=0)
+        assert other.fingerprint != model.fingerprint, key
+        assert other.weights_sha256 == model.weights_sha256, key
+
+
+def test_shipped_model_fingerprint_matches_the_shipped_index():
+    """galclip-v1 has the legacy preprocessing, so its fingerprint is still the one the shipped index records."""
+    from astro_semsearch.index import open_index
+
+    shipped = load_model()
+    index = open_index()
+    assert shipped.fingerprint == shipped.weights_sha256 == shipped.config["weights_sha256"]
+    assert index.manifest["model"]["fingerprint"] == shipped.fingerprint
+    index.check_model(shipped)

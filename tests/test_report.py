@@ -288,3 +288,19 @@ def test_report_renders_in_headless_chromium(tmp_path):
     # The script in the object_id never ran: the title is still ours.
     title = dom.split("<title>", 1)[1].split("</title>", 1)[0]
     assert "pwned" not in title and "ring" in title
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_report_file_follows_the_umask(tmp_path, umask, mode):
+    """Reports were created -rw------- whatever the umask (mkstemp); they follow it like any file now."""
+    import os
+    import stat
+
+    hits = Table({"object_id": ["a"], "ra": [150.0], "dec": [2.0], "score": [0.9]})
+    old = os.umask(umask)
+    try:
+        write_html(hits, tmp_path / "r.html", images={"a": np.random.default_rng(0).integers(0, 255, (16, 16, 3),
+                                                                                             dtype=np.uint8)})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.html").stat().st_mode) == mode

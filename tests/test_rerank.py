@@ -396,7 +396,7 @@ def test_feedback_search_searches_the_whole_index(setup):
 
 # --------------------------------------------------------------------------- evaluation
 def _gz2_dir(root, levels, spiral):
-    """A Galaxy Zoo 2 directory of validation galaxies: flat images of the given grey levels."""
+    """A Galaxy Zoo 2 directory of validation galaxies: near-flat images of the given grey levels."""
     from PIL import Image
 
     from astro_semsearch.datasets import GZ2_COLUMNS, split_of
@@ -409,7 +409,9 @@ def _gz2_dir(root, levels, spiral):
             gid += 1
         votes = {c: 0.1 for c in GZ2_COLUMNS}
         votes["Class4.1"] = float(frac)
-        Image.fromarray(np.full((24, 24, 3), int(level), np.uint8)).save(root / "images" / f"{gid}.png")
+        img = np.full((24, 24, 3), int(level), np.int16)
+        img[::2, ::2] -= 3  # a faint pattern: blank (constant) images are refused by the real model
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"{gid}.png")
         rows.append({"file": f"images/{gid}.png", "galaxy_id": gid, "coarse_label": "", "n_vote_columns": 37,
                      **votes})
     Table(rows=rows).write(root / "labels.csv", format="ascii.csv")

@@ -241,6 +241,7 @@ def test_similar_to_images_files_and_hdus(setup, tmp_path):
     index, model, vecs = setup
     rgb = np.zeros((32, 32, 3), np.uint8)
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 40, 90
+    rgb[::2, ::2] += 10  # some structure: a flat colour is refused (test_similar_to_refuses_images_without_signal)
     expected = [f"G{i:03d}" for i in brute(vecs, model.image_vector(rgb))[0][:4]]
     hits = similar_to(rgb, k=4, index=index, model=model, min_separation=None)
     assert list(hits["object_id"]) == expected
@@ -274,7 +275,7 @@ def test_similar_to_unindexed_position_fetches_and_embeds_a_cutout(setup, legacy
         ("NOT-AN-ID", {}, TargetNotFoundError, "'NOT-AN-ID' is not in index"),
         ("", {}, ValueError, "empty string"),
         (3.5, {}, TypeError, "target must be"),
-        (np.zeros((4, 5)), {}, ValueError, "HxWx3"),
+        (np.zeros((4, 5, 6, 7)), {}, ValueError, "HxWx3"),
         (np.zeros(5), {}, ValueError, "needs 8 values"),
         (SkyCoord([1, 2] * u.deg, [3, 4] * u.deg), {}, ValueError, "one position"),
         ("G001", {"max_distance": 1}, TypeError, "angle with units"),
@@ -338,3 +339,58 @@ def test_default_index_and_model_work_offline():
     assert meta["index"]["sha256"] == index.manifest["files"]["index.faiss"]["sha256"]
     twins = similar_to(hits[0], k=3)
     assert hits["object_id"][0] not in list(twins["object_id"]) and len(twins) == 3
+
+
+# --------------------------------------------------------------------------- images without signal
+_nan_major = np.random.default_rng(3).random((3, 32, 32))
+_nan_major[:, :24] = np.nan
+
+
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.full((32, 32, 3), 128, np.uint8), "is blank: every pixel is 128"),
+        (np.zeros((3, 32, 32), np.float32), "is blank"),
+        (np.full((3, 32, 32), np.nan, np.float32), "all NaN"),
+        (np.where(np.eye(32, dtype=bool)[None], np.inf, 0.1 + np.zeros((3, 32, 32))), "infinite"),
+        (_nan_major, "mostly masked"),
+        (np.random.default_rng(0).random((3, 5, 5)), "too small"),
+    ],
+)
+def test_similar_to_refuses_images_without_signal(setup, tmp_path, image, match):
+    """Such images would "match" real galaxies (a grey square scored 0.956); refused whatever the model."""
+    index, model, _ = setup
+    with pytest.raises(ValueError, match=f"image target .*{match}"):
+        similar_to(image, index=index, model=model)
+    if image.ndim == 3 and image.shape[0] == 3:  # the same as a FITS file, named in the message
+        path = tmp_path / "bad.fits"
+        fits.PrimaryHDU(image).writeto(path)
+        with pytest.raises(ValueError, match=f"bad.fits\\) .*{match}"):
+            similar_to(path, index=index, model=model)
+        with pytest.raises(ValueError, match=match):
+            similar_to(fits.PrimaryHDU(image), index=index, model=model)
+
+
+def test_similar_to_accepts_a_single_plane(setup, tmp_path):
+    index, model, vecs = setup
+    plane = np.random.default_rng(4).uniform(0, 1, (16, 16)).astype(np.float32)
+    path = tmp_path / "one-band.fits"
+    fits.PrimaryHDU(plane).writeto(path)
+    expected = [f"G{i:03d}" for i in brute(vecs, model.image_vector(plane[None]))[0][:3]]
+    for target in (plane, path, fits.PrimaryHDU(plane)):
+        hits = similar_to(target, k=3, index=index, model=model, min_separation=None)
+        assert list(hits["object_id"]) == expected, type(target)
+
+
+def test_similar_to_single_plane_with_the_real_model(tmp_path):
+    from astro_semsearch.model import GalaxyModel
+
+    model = GalaxyModel.from_config({"dim": 8, "stem_channels": 4, "channels": [8, 8, 8], "head_hidden": 16}, seed=0)
+    rng = np.random.default_rng(5)
+    table = Table({"object_id": [f"R{i}" for i in range(20)], "ra": rng.uniform(0, 10, 20),
+                   "dec": rng.uniform(0, 10, 20)})
+    index = GalaxyIndex.build(unit(rng.normal(size=(20, 8))).astype(np.float32), table, model=model)
+    plane = rng.gamma(2.0, 0.05, (40, 40)).astype(np.float32)
+    hits = similar_to(plane, k=3, index=index, model=model, min_separation=None)
+    assert len(hits) == 3
+    np.testing.assert_allclose(hits.meta["astro_semsearch"]["vector"], model.embed_images(plane)[0], atol=1e-5)

@@ -46,9 +46,13 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from .._validate import check_int
 from ..exceptions import InvalidInputError, ModelMismatchError
+from . import storage as _storage
 from ._checks import as_unit_matrix, gather_rows, normalise_catalog
-from .archive import fetch_archive
-from .kinds import faiss, new_faiss_index, pq_training_need, set_search_knobs, train, training_sample
+from ._search import exact_search, refine, search_params
+from .archive import load_archive_index
+from .integrity import FULL_CHECK_ROWS, check_unique_sorted
+from .kinds import new_faiss_index, pq_training_need, set_search_knobs, train, training_sample
+from .mapped import MappedFiles
 from .merge import write_merged
 from .sampling import BackgroundSample
 from .storage import decode_bytes_columns, model_record, new_manifest, read_index, write_index
@@ -60,7 +64,7 @@ __all__ = ["GalaxyIndex"]
 EXACT_SUBSET_LIMIT = 50_000
 
 
-class GalaxyIndex(BackgroundSample):
+class GalaxyIndex(MappedFiles, BackgroundSample):
     """Embeddings of galaxies, searchable by cosine similarity, with their catalogue.
 
     Build one with `GalaxyIndex.build` (or `astro_semsearch.build_index`,
@@ -81,7 +85,8 @@ class GalaxyIndex(BackgroundSample):
     def __init__(self, faiss_index, vectors: np.ndarray, table: Table, manifest: dict, path: Path | None = None):
         self._index = faiss_index
         self._parts = [vectors]  # full-precision vectors, possibly several add() batches
-        self.table = table
+        self._table = table
+        self._mapped = []  # memory-mapped files checked against truncation (MappedFiles)
         self.manifest = manifest
         self.path = path
         self._id_order: np.ndarray | None = None
@@ -204,6 +209,17 @@ class GalaxyIndex(BackgroundSample):
 
     # ------------------------------------------------------------- accessors
     @property
+    def table(self) -> Table:
+        """The catalogue (memory-mapped for large loaded indexes; checked against truncation on access)."""
+        if self._mapped:
+            self._guard()
+        return self._table
+
+    @table.setter
+    def table(self, value: Table) -> None:
+        self._table = value
+
+    @property
     def ntotal(self) -> int:
         """Number of indexed galaxies."""
         return int(self._index.ntotal)
@@ -230,6 +246,8 @@ class GalaxyIndex(BackgroundSample):
 
     def vectors_array(self) -> np.ndarray:
         """All full-precision vectors as one (possibly memory-mapped) array, without a copy."""
+        if self._mapped:
+            self._guard()
         if len(self._parts) > 1:
             with self._lock:
                 if len(self._parts) > 1:
@@ -292,7 +310,10 @@ class GalaxyIndex(BackgroundSample):
         if all_ids.dtype.kind == "S":  # memory-mapped bytes: compare as bytes, decode nothing
             ids = np.char.encode(ids, "utf-8")
         if self._id_order is None:
-            self._id_order = np.argsort(all_ids, kind="stable")
+            order = np.argsort(all_ids, kind="stable")
+            if len(all_ids) > FULL_CHECK_ROWS:  # smaller catalogues were checked at load
+                check_unique_sorted(all_ids[order], f"index {self.name!r}")
+            self._id_order = order
         sorted_ids = all_ids[self._id_order]
         pos = np.clip(np.searchsorted(sorted_ids, ids), 0, max(len(sorted_ids) - 1, 0))
         found = sorted_ids[pos] == ids
@@ -358,72 +379,23 @@ class GalaxyIndex(BackgroundSample):
             )
             k = available
         if rows_subset is not None and rows_subset.size <= EXACT_SUBSET_LIMIT:
-            return self._exact_search(queries, k, rows_subset)
-        refine = int(self.knobs.get("refine_factor") or 1)
-        k_index = min(k * refine, available) if refine > 1 else k
-        params = self._search_params(rows_subset) if rows_subset is not None else None
+            return exact_search(self.vectors_array(), queries, k, rows_subset)
+        factor = int(self.knobs.get("refine_factor") or 1)
+        k_index = min(k * factor, available) if factor > 1 else k
+        params = (search_params(self.kind, self.knobs, self.ntotal, rows_subset)
+                  if rows_subset is not None else None)
         if params is None and rows_subset is not None:
-            return self._exact_search(queries, k, rows_subset)  # this index kind cannot filter
+            return exact_search(self.vectors_array(), queries, k, rows_subset)  # this kind cannot filter
         with self._lock:  # the index is not thread-safe while add() runs
             if params is not None:
                 scores, rows = self._index.search(queries, k_index, params=params)
             else:
                 scores, rows = self._index.search(queries, k_index)
         rows = rows.astype(np.int64)
-        if refine > 1:
-            scores, rows = self._refine(queries, rows, k)
+        if factor > 1:
+            scores, rows = refine(self.vectors_array(), queries, rows, k)
         scores = np.where(rows < 0, -np.inf, scores).astype(np.float32)
         return scores, rows
-
-    def _exact_search(self, queries: np.ndarray, k: int, rows_subset: np.ndarray):
-        vec = gather_rows(self.vectors_array(), rows_subset)
-        sims = queries @ vec.T
-        if k < sims.shape[1]:
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        else:
-            top = np.tile(np.arange(sims.shape[1]), (len(sims), 1))
-        top_scores = np.take_along_axis(sims, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        return (
-            np.take_along_axis(top_scores, order, axis=1).astype(np.float32),
-            rows_subset[np.take_along_axis(top, order, axis=1)],
-        )
-
-    def _refine(self, queries: np.ndarray, cand: np.ndarray, k: int):
-        """Re-score candidates with the exact (memory-mapped) vectors; keep the top k."""
-        all_vectors = self.vectors_array()
-        scores = np.empty((len(queries), k), np.float32)
-        rows = np.empty((len(queries), k), np.int64)
-        # Chunks of queries keep the gathered candidate vectors to ~64k rows.
-        step = max(1, 65536 // max(cand.shape[1], 1))
-        for s in range(0, len(queries), step):
-            c = cand[s : s + step]
-            valid = c >= 0
-            vec = gather_rows(all_vectors, np.where(valid, c, 0))
-            sims = np.where(valid, np.einsum("nkd,nd->nk", vec, queries[s : s + step]), -np.inf)
-            order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-            scores[s : s + step] = np.take_along_axis(sims, order, axis=1)
-            rows[s : s + step] = np.take_along_axis(c, order, axis=1)
-        return scores, rows
-
-    def _search_params(self, rows_subset: np.ndarray):
-        """FAISS SearchParameters restricting the search to rows_subset, or None."""
-        mask = np.zeros(self.ntotal, dtype=bool)
-        mask[rows_subset] = True
-        bitmap = np.packbits(mask, bitorder="little")
-        sel = faiss().IDSelectorBitmap(self.ntotal, faiss().swig_ptr(bitmap))
-        sel._bitmap = bitmap  # keep the buffer alive as long as the selector
-        kind = self.kind
-        if kind == "hnsw":
-            params = faiss().SearchParametersHNSW(sel=sel, efSearch=int(self.knobs.get("ef_search", 128)))
-        elif kind == "ivfpq":
-            params = faiss().SearchParametersIVF(sel=sel, nprobe=int(self.knobs.get("nprobe", 32)))
-        elif kind == "flat":
-            params = faiss().SearchParameters(sel=sel)
-        else:
-            return None
-        params._sel = sel
-        return params
 
     # ------------------------------------------------------------ model check
     def check_model(self, model) -> None:
@@ -450,13 +422,22 @@ class GalaxyIndex(BackgroundSample):
             )
 
     # ------------------------------------------------------------- save/load
-
-    # ------------------------------------------------------------- save/load
     def save(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the index to ``directory`` atomically (all files or nothing).
 
         Returns the directory. The manifest records the size and sha256 of
-        every file so `load` can detect a truncated or altered copy.
+        every file so `load` can detect a truncated or altered copy. See
+        `~astro_semsearch.index.storage.write_index` (lock, free space, no
+        memory maps, the old or the new index always at ``directory``).
+
+        Raises
+        ------
+        LockedError
+            Another process or thread is writing to ``directory``.
+        FileExistsError
+            ``directory`` exists and ``overwrite`` is False.
+        OSError
+            Not enough free space, or a write failed.
         """
         directory = Path(directory)
         self.manifest = write_index(directory, self._index, self._parts, self.table, self.manifest,
@@ -481,7 +462,8 @@ class GalaxyIndex(BackgroundSample):
             Expected sha256 of the archive; required for a URL.
         verify : bool
             Check the sha256 of every file (``False`` checks sizes only, for
-            very large indexes you trust).
+            very large indexes you trust). An index from a URL is always
+            verified (`astro_semsearch.index.archive`).
 
         Raises
         ------
@@ -490,13 +472,16 @@ class GalaxyIndex(BackgroundSample):
         """
         source = str(dir_or_url)
         if "://" in source:
-            directory = fetch_archive(source, sha256)
+            directory, (index, vectors, table, manifest) = load_archive_index(source, sha256, mmap=mmap)
         else:
             directory = Path(dir_or_url).expanduser()
             if sha256 is not None:
                 raise InvalidInputError("sha256= is for URLs; a directory is checked against its own manifest")
-        index, vectors, table, manifest = read_index(directory, mmap=mmap, verify=verify)
-        return cls(index, vectors, table, manifest, path=directory)
+            index, vectors, table, manifest = read_index(directory, mmap=mmap, verify=verify)
+        out = cls(index, vectors, table, manifest, path=directory)
+        if mmap:
+            out._watch_mapped_files(Path(directory), len(table) > _storage.CATALOG_DECODE_LIMIT)
+        return out
 
     def __repr__(self) -> str:
         model = (self.manifest.get("model") or {}).get("name")

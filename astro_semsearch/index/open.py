@@ -19,7 +19,7 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-from .._io import sha256_file
+from .._io import recover_directory, sha256_file
 from ..exceptions import IndexIntegrityError, InvalidTypeError
 from .galaxy_index import GalaxyIndex
 from .sharded import ShardedIndex
@@ -97,9 +97,12 @@ def open_index(index=None, *, sha256: str | None = None):
         # "URL#sha256=<hex>" carries the checksum in one string (handy on the command line).
         if "#sha256=" in target:
             target, _, sha256 = target.partition("#sha256=")
-        key = target
+        # Cached by URL and sha256: another sha256 for the same URL never gets this index.
+        key = f"{target}#sha256={str(sha256 or '').strip().lower()}"
     else:
         path = Path(target).expanduser()
+        if not path.exists():
+            recover_directory(path)  # a save killed between its two renames left it hidden
         if (path / SHARDS_FILE).is_file():
             return load_sharded_index(path)
         if not path.exists() and os.sep not in target and "/" not in target:
@@ -113,7 +116,7 @@ def open_index(index=None, *, sha256: str | None = None):
         key = str(path.resolve())
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = GalaxyIndex.load(key if "://" in key else Path(key), sha256=sha256)
+            _CACHE[key] = GalaxyIndex.load(target, sha256=sha256) if "://" in target else GalaxyIndex.load(Path(key))
         return _CACHE[key]
 
 

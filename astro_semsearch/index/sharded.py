@@ -68,6 +68,7 @@ from .._validate import check_int
 from ..exceptions import IndexIntegrityError, InvalidInputError, ModelMismatchError
 from ._checks import as_unit_matrix
 from .galaxy_index import GalaxyIndex
+from .integrity import check_shards_manifest
 from .sampling import BackgroundSample
 from .sharding import SHARDS_FILE, SHARDS_FORMAT_VERSION, ShardWriter, healpix_pixels, is_sharded
 from .storage import MANIFEST_FILE, read_manifest
@@ -123,14 +124,21 @@ class ShardedIndex(ShardWriter, BackgroundSample):
         Raises
         ------
         IndexIntegrityError
-            ``shards.json`` is missing or invalid, a shard is missing, or a
-            shard's manifest differs from the one recorded.
+            ``shards.json`` is missing or invalid (every field is
+            type-checked; shard directories must be plain names inside the
+            index), a shard is missing, or a shard's manifest differs from
+            the one recorded.
         """
         directory = Path(directory)
         manifest = read_manifest(directory, SHARDS_FILE, SHARDS_FORMAT_VERSION, "sharded index")
+        check_shards_manifest(manifest, directory / SHARDS_FILE, SHARDS_FORMAT_VERSION)
+        root = directory.resolve()
         shards = []
-        for rec in manifest.get("shards", []):
+        for rec in manifest["shards"]:
             sdir = directory / rec["directory"]
+            if root not in sdir.resolve().parents:
+                raise IndexIntegrityError(f"shard {rec['directory']} of {directory} leads outside the index "
+                                          f"(to {sdir.resolve()}); refused")
             if not (sdir / MANIFEST_FILE).is_file():
                 raise IndexIntegrityError(f"shard {rec['directory']} of {directory} is missing")
             if sha256_file(sdir / MANIFEST_FILE) != rec["manifest_sha256"]:

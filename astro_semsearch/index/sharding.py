@@ -8,20 +8,23 @@ atomically.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._io import atomic_write_bytes, sha256_file
+from .._io import atomic_write_bytes, output_lock, sha256_file
 from .._validate import check_int
-from ..exceptions import InvalidInputError, ModelMismatchError
+from ..exceptions import IndexIntegrityError, InvalidInputError, ModelMismatchError
 from ._checks import as_unit_matrix, normalise_catalog
 from .galaxy_index import GalaxyIndex
-from .storage import MANIFEST_FILE, package_version, utcnow
+from .integrity import plain_name
+from .storage import MANIFEST_FILE, model_record, package_version, utcnow
 
 if TYPE_CHECKING:  # annotations only
     from .sharded import ShardedIndex
@@ -58,14 +61,28 @@ def healpix_pixels(ra, dec, order: int) -> np.ndarray:
 
 
 def _model_record(model) -> dict | None:
-    if model is None:
-        return None
-    return {"name": getattr(model, "name", None), "fingerprint": getattr(model, "fingerprint", None),
-            "dim": getattr(model, "dim", None)}
+    dim = getattr(model, "dim", None)
+    return model_record(model, dim) if dim is not None else (
+        None if model is None else {"name": getattr(model, "name", None),
+                                    "fingerprint": getattr(model, "fingerprint", None), "dim": None})
+
+
+def _locked(method):
+    """Run a writing method holding the sharded index's ``<directory>.lock`` (one writer at a time)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with output_lock(self.path):
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 class ShardWriter:
-    """Creating and extending a sharded index (mixed into `~astro_semsearch.index.ShardedIndex`)."""
+    """Creating and extending a sharded index (mixed into `~astro_semsearch.index.ShardedIndex`).
+
+    Every change holds ``<directory>.lock`` (`~astro_semsearch._io.output_lock`):
+    a second writer gets a `~astro_semsearch.exceptions.LockedError`, and
+    shards are only ever written to plain-named directories inside the index.
+    """
 
     @classmethod
     def create(cls, directory: str | os.PathLike, *, name: str | None = None, by: str = "rows",
@@ -94,6 +111,11 @@ class ShardWriter:
         elif order is not None:
             raise InvalidInputError("order= is only for by='healpix'")
         directory = Path(directory)
+        with output_lock(directory):
+            return cls._create(directory, name=name, by=by, order=order, survey=survey, model=model)
+
+    @classmethod
+    def _create(cls, directory: Path, *, name, by, order, survey, model) -> "ShardedIndex":
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise FileExistsError(f"{directory} already exists and is not an empty directory")
         directory.mkdir(parents=True, exist_ok=True)
@@ -157,7 +179,13 @@ class ShardWriter:
             shard_size = check_int(shard_size, "shard_size")
         elif shard_size is not None:
             raise InvalidInputError("shard_size= is only for by='rows'")
-        self = cls.create(directory, name=name, by=by, order=order, survey=survey, model=model)
+        with output_lock(directory):
+            self = cls.create(directory, name=name, by=by, order=order, survey=survey, model=model)
+            self._fill(vectors, cat, by, shard_size, kind=kind, model=model, survey=survey, **knobs)
+        return self
+
+    def _fill(self, vectors, cat, by: str, shard_size: int | None, *, kind, model, survey, **knobs) -> None:
+        """Write the shards of a new sharded index (`build`); remove the directory on error."""
         try:
             if by == "rows":
                 for lo in range(0, len(vectors), shard_size):
@@ -169,7 +197,6 @@ class ShardWriter:
         except BaseException:
             shutil.rmtree(self.path, ignore_errors=True)
             raise
-        return self
 
     # ------------------------------------------------------------ load/save
 
@@ -180,6 +207,15 @@ class ShardWriter:
         atomic_write_bytes(self.path / SHARDS_FILE, data)
 
     # ------------------------------------------------------------ adding
+    def _shard_dir(self, rec: dict) -> Path:
+        """The directory of a shard record: a plain name inside the index, never anywhere else."""
+        name = rec.get("directory")
+        if not plain_name(name):
+            raise IndexIntegrityError(f"{self.path / SHARDS_FILE}: shard directory {name!r:.80} is not a plain "
+                                      "name inside the index; refused")
+        return self.path / name
+
+    @_locked
     def add_shard(self, index: GalaxyIndex | str | os.PathLike, *, pixel: int | None = None,
                   move: bool = False) -> GalaxyIndex:
         """Add one `GalaxyIndex` as a new shard; the other shards are not touched.
@@ -242,6 +278,7 @@ class ShardWriter:
         self._register(shard, sname, pixel)
         return shard
 
+    @_locked
     def add(self, embeddings, table, *, kind: str = "auto", model=None, **knobs: Any) -> None:
         """Add galaxies, touching only the shards they belong to.
 
@@ -267,14 +304,15 @@ class ShardWriter:
             if int(p) in existing:
                 i = existing[int(p)]
                 rec = self.manifest["shards"][i]
-                shard = GalaxyIndex.load(self.path / rec["directory"], mmap=False, verify=False)
+                sdir = self._shard_dir(rec)
+                shard = GalaxyIndex.load(sdir, mmap=False, verify=False)
                 shard.add(vectors[sel], cat[sel])
-                shard.save(self.path / rec["directory"], overwrite=True)
-                shard = GalaxyIndex.load(self.path / rec["directory"], verify=False)
+                shard.save(sdir, overwrite=True)
+                shard = GalaxyIndex.load(sdir, verify=False)
                 with self._lock:
                     self.shards[i] = shard
                     rec["count"] = shard.ntotal
-                    rec["manifest_sha256"] = sha256_file(self.path / rec["directory"] / MANIFEST_FILE)
+                    rec["manifest_sha256"] = sha256_file(sdir / MANIFEST_FILE)
                     self._changed()
                     self.write_manifest()
             else:
@@ -312,5 +350,5 @@ class ShardWriter:
             self.write_manifest()
 
     def _next_number(self) -> int:
-        nums = [int(r["directory"].split("-")[-1]) for r in self.manifest["shards"] if r["directory"].startswith("shard-")]
+        nums = [int(m[1]) for r in self.manifest["shards"] if (m := re.match(r"^shard-(\d+)$", str(r["directory"])))]
         return max(nums, default=-1) + 1

@@ -21,7 +21,8 @@ Examples
 >>> import numpy as np
 >>> from astro_semsearch.model import GalaxyModel
 >>> model = GalaxyModel.from_config({"dim": 16}, seed=0)   # random weights, for trying things out
->>> model.embed_images(np.zeros((2, 64, 64, 3), np.uint8)).shape
+>>> images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+>>> model.embed_images(images).shape
 (2, 16)
 """
 from .galclip import DEFAULT_CONFIG, MODELS_DIR, GalaxyModel, load_model

@@ -18,6 +18,8 @@ from torch import nn
 from .._io import atomic_directory, read_json
 from .._io import progress as _progress
 from ..exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
+from ..images import image_label
+from .configuration import check_config, fingerprint_of, preprocessing_of
 from .networks import ImageEncoder, ResidualHead
 from .text import TEXT_DIM, TEXT_MODEL_NAME, encode_sentences, minilm_sha256
 
@@ -95,7 +97,12 @@ class GalaxyModel(nn.Module):
         Side in pixels of the model's input (after centre crop and resize).
     fingerprint : str
         sha256 of ``model.safetensors`` (for an unsaved model: of the
-        serialized weights). Indexes record it to detect a model mismatch.
+        serialized weights), combined with the preprocessing values of the
+        config when they are not the legacy ones
+        (`astro_semsearch.model.configuration`). Indexes record it to detect
+        a model mismatch.
+    weights_sha256 : str
+        sha256 of the weights alone.
     config : dict
         Architecture and provenance (what ``config.json`` holds).
     """
@@ -104,16 +111,16 @@ class GalaxyModel(nn.Module):
         super().__init__()
         cfg = copy.deepcopy(DEFAULT_CONFIG)
         cfg.update(copy.deepcopy(config or {}))
+        check_config(cfg)
         self.config = cfg
         self.name = str(cfg["name"])
         self.dim = int(cfg["dim"])
-        self.image_size = int(cfg["image_size"])
         self.image_encoder = ImageEncoder(cfg["stem_channels"], cfg["channels"], cfg["mean"], cfg["std"])
         self.image_head = ResidualHead(self.image_encoder.out_dim, self.dim, int(cfg["head_hidden"]))
         self.text_head = ResidualHead(int(cfg["text_dim"]), self.dim, int(cfg["head_hidden"]))
         # CLIP's learnable temperature, stored as log(1/T), starting at T=0.07.
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-        self._fingerprint: str | None = None
+        self._weights_sha256: str | None = None
         #: MiniLM features (float16, unit rows) of the phrases the model was trained on, or None
         #: (`text_similarity`: how close a query is to what the model knows).
         self.text_bank: np.ndarray | None = None
@@ -141,10 +148,27 @@ class GalaxyModel(nn.Module):
 
     # ---- properties
     @property
+    def image_size(self) -> int:
+        """Side in pixels of the network's input (``config["image_size"]``)."""
+        return int(self.config["image_size"])
+
+    @property
+    def weights_sha256(self) -> str:
+        """sha256 of ``model.safetensors`` (for an unsaved model: of the serialized weights)."""
+        if self._weights_sha256 is None:
+            self._weights_sha256 = hashlib.sha256(self._serialize()).hexdigest()
+        return self._weights_sha256
+
+    @property
+    def preprocessing(self) -> dict:
+        """The config values besides the weights that change the embeddings (they enter `fingerprint`)."""
+        return preprocessing_of(self.config)
+
+    @property
     def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = hashlib.sha256(self._serialize()).hexdigest()
-        return self._fingerprint
+        """What indexes record to detect another model: the weights' sha256, combined with the preprocessing
+        when that differs from the legacy values (`astro_semsearch.model.configuration.fingerprint_of`)."""
+        return fingerprint_of(self.weights_sha256, self.config)
 
     @property
     def temperature(self) -> float:
@@ -155,8 +179,8 @@ class GalaxyModel(nn.Module):
         return self.logit_scale.clamp(0.0, math.log(float(self.config["logit_scale_max"])))
 
     def invalidate_fingerprint(self) -> None:
-        """Forget the cached fingerprint (call after changing the weights)."""
-        self._fingerprint = None
+        """Forget the cached weights digest (call after changing the weights)."""
+        self._weights_sha256 = None
 
     def _state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().contiguous().float() if v.is_floating_point() else v.detach().cpu().contiguous()
@@ -179,10 +203,14 @@ class GalaxyModel(nn.Module):
         return nn.functional.normalize(self.text_head(feats), dim=-1)
 
     # ---- public embedding API
-    def _prepare(self, image) -> np.ndarray:
-        from ..images import load_image, preprocess, to_rgb
+    def _prepare(self, image, where: str) -> np.ndarray:
+        """One image as the network's input, refused (naming it as ``where``) when it carries no signal."""
+        from ..images import image_problem, load_image, preprocess, to_rgb
 
         arr = load_image(image)
+        problem = image_problem(arr)
+        if problem is not None:
+            raise InvalidInputError(f"{where} {problem}; it cannot be embedded")
         rgb = to_rgb(arr, bands=self.config.get("bands", "grz"))
         return preprocess(rgb, size=self.image_size, crop_fraction=float(self.config["crop_fraction"]))
 
@@ -198,6 +226,11 @@ class GalaxyModel(nn.Module):
             image (g, r, z in nanomaggies, mapped to RGB as the Legacy Survey
             viewer does), file paths (JPEG/PNG/FITS), astropy HDUs, or a list
             mixing these. Any size: the central 80% is resized to the input.
+            A single plane (``HxW`` or ``1xHxW``, a one-plane FITS) is
+            embedded as a grey image (`astro_semsearch.images.to_rgb`).
+            Images that carry no signal are refused
+            (`astro_semsearch.images.image_problem`: blank, constant, all or
+            mostly NaN, any infinity, smaller than 8 pixels a side).
         batch_size : int
             Images per forward pass.
         progress : bool
@@ -207,6 +240,12 @@ class GalaxyModel(nn.Module):
         -------
         numpy.ndarray
             ``(N, dim)`` float32 unit vectors (``(1, dim)`` for one image).
+
+        Raises
+        ------
+        InvalidInputError
+            An image carries no signal; the message names it (its position
+            in the batch and its file).
         """
         items = _as_image_list(images)
         out = np.empty((len(items), self.dim), dtype=np.float32)
@@ -216,7 +255,8 @@ class GalaxyModel(nn.Module):
         try:
             starts = range(0, len(items), batch_size)
             for s in _progress(starts, desc="embed images", disable=not progress, total=len(starts)):
-                batch = np.stack([self._prepare(im) for im in items[s:s + batch_size]])
+                batch = np.stack([self._prepare(im, image_label(im, s + j, len(items)))
+                                  for j, im in enumerate(items[s:s + batch_size])])
                 x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(device)
                 out[s:s + len(batch)] = self.encode_image_tensor(x).float().cpu().numpy()
         finally:
@@ -299,7 +339,7 @@ class GalaxyModel(nn.Module):
             if bank is not None:
                 (tmp / BANK_FILE).write_bytes(bank)
         self.config = cfg
-        self._fingerprint = digest
+        self._weights_sha256 = digest
         return directory
 
     @classmethod
@@ -354,7 +394,7 @@ class GalaxyModel(nn.Module):
                 )
         model.load_state_dict(state)
         model.eval()
-        model._fingerprint = digest
+        model._weights_sha256 = digest
         model.text_bank = _load_bank(directory / BANK_FILE, cfg.get("text_bank_sha256"))
         if check_text_model and cfg.get("text_model_sha256"):
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,8 +29,8 @@ from .scores import background_scores, hit_statistics
 if TYPE_CHECKING:  # annotations only
     from ..index import GalaxyIndex
 
-__all__ = ["ranked", "result_table", "region_rows", "resolve_model", "LazyModel", "dedup", "index_provenance",
-           "model_provenance"]
+__all__ = ["ranked", "result_table", "region_rows", "resolve_model", "recorded_model", "LazyModel", "dedup",
+           "index_provenance", "model_provenance"]
 
 
 def resolve_model(model, index: GalaxyIndex):
@@ -38,15 +39,31 @@ def resolve_model(model, index: GalaxyIndex):
         from ..model import load_model  # torch is imported only when a model is needed
 
         if model is None:
-            recorded = (index.manifest.get("model") or {}).get("name")
-            if not recorded:
-                raise InvalidInputError(
-                    f"index {index.name!r} records no model; pass model=... (the model that embedded it)"
-                )
-            model = recorded
+            model = recorded_model(index)
         model = load_model(model)
     index.check_model(model)
     return model
+
+
+def recorded_model(index) -> str:
+    """The model an index's manifest names, as `load_model` takes it, confined to the index.
+
+    A bare name (``"galclip-v1"``) is a model name, looked up as always; a
+    name with a path in it is only followed inside the index directory, so
+    an index (say, one downloaded from a URL) can never make us load a model
+    from elsewhere on the disk.
+    """
+    recorded = (index.manifest.get("model") or {}).get("name")
+    if not recorded or not isinstance(recorded, str):
+        raise InvalidInputError(f"index {index.name!r} records no model; pass model=... (the model that embedded it)")
+    if "/" not in recorded and "\\" not in recorded and recorded not in (".", ".."):
+        return recorded
+    root = getattr(index, "path", None)
+    target = (Path(root) / recorded).resolve() if root is not None else None
+    if target is None or Path(recorded).is_absolute() or Path(root).resolve() not in target.parents:
+        raise InvalidInputError(f"index {index.name!r} names its model by the path {recorded!r}, which is outside the "
+                                "index directory; refused. Pass model=... (a model name or directory you trust)")
+    return str(target)
 
 
 class LazyModel:

@@ -5,6 +5,10 @@ A target is a result row, an ``object_id``, a `~astropy.coordinates.SkyCoord`
 embedded), an image (array, FITS/JPEG/PNG file, FITS HDU) or an embedding.
 `resolve_target` turns it into a `Target`: its vector, its row in the index
 (if it is indexed), its position and a description for the result's meta.
+Images are read here and refused at the door by the one rule of
+`astro_semsearch.images.image_problem` (blank, constant, NaN, infinities,
+tiny), whatever model embeds them; a single plane (``HxW``, a one-plane
+FITS) is accepted (`astro_semsearch.images.to_rgb`).
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from ..cutouts import fetch_and_embed
 from ..cutouts.framing import frame_pixscale, model_frame_r90, unknown_framing_message
 from ..exceptions import InvalidInputError, InvalidTypeError, TargetNotFoundError
-from ..images import is_image_path
+from ..images import image_problem, is_image_path, load_image
 
 __all__ = ["Target", "resolve_target"]
 
@@ -84,7 +88,8 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
     return Target(vec, None, target, f"cutout at {label}")
 
 
-def _image(arr: np.ndarray, index, model: Callable) -> Target:
+def _image(arr: np.ndarray, index, model: Callable, label: str | None = None) -> Target:
+    """An embedding (1-D) searched as is, or an image checked by `image_problem` and embedded."""
     if arr.ndim == 1:
         # An embedding computed elsewhere (same model): searched as is.
         if arr.shape[0] != index.dim:
@@ -92,11 +97,21 @@ def _image(arr: np.ndarray, index, model: Callable) -> Target:
                 f"a 1-D target is taken as an embedding and needs {index.dim} values, got {arr.shape[0]}"
             )
         return Target(np.asarray(arr, np.float32), None, None, "embedding vector")
-    if arr.ndim != 3 or not (arr.shape[-1] in (3, 4) or arr.shape[0] <= 16):
-        raise InvalidInputError(f"an image target must be HxWx3 RGB or CxHxW bands (one image), got shape {arr.shape}")
-    if not np.isfinite(np.asarray(arr, dtype=float)).any():
-        raise InvalidInputError("the image target has no finite pixel values")
-    return Target(model().embed_images(arr)[0], None, None, f"image array {arr.shape}")
+    if not (arr.ndim == 2 or (arr.ndim == 3 and (arr.shape[-1] in (3, 4) or arr.shape[0] <= 16))):
+        raise InvalidInputError("an image target must be HxWx3 RGB, CxHxW bands or an HxW single plane (one "
+                                f"image), got shape {arr.shape}")
+    label = label or f"image array {arr.shape}"
+    if arr.ndim == 2:
+        arr = arr[None]  # a single plane, as a one-plane FITS is read
+    problem = image_problem(arr)
+    if problem is not None:
+        raise InvalidInputError(f"the image target ({label}) {problem}; give an image with signal")
+    return Target(np.asarray(model().embed_images(arr), dtype=np.float32)[0], None, None, label)
+
+
+def _loaded(source, label: str, index, model: Callable) -> Target:
+    """A file or FITS HDU target: read, checked and embedded."""
+    return _image(np.asarray(load_image(source)), index, model, label)
 
 
 def _row(target: Row) -> Any:
@@ -136,17 +151,17 @@ def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity
     if isinstance(target, SkyCoord):
         return _position(target, index, model, max_distance, r90)
     if isinstance(target, _HDUS):
-        return Target(model().embed_images(target)[0], None, None, f"{type(target).__name__} image")
+        return _loaded(target, f"{type(target).__name__} image", index, model)
     if isinstance(target, os.PathLike) or (isinstance(target, str) and is_image_path(target)):
         path = Path(target)
         if not path.is_file():
             raise TargetNotFoundError(f"image file {path} does not exist")
-        return Target(model().embed_images(str(path))[0], None, None, path.name)
+        return _loaded(path, path.name, index, model)
     if isinstance(target, str):
         if not target.strip():
             raise InvalidInputError("target is an empty string; give an object_id, a SkyCoord, an image or a file")
         if Path(target).is_file():
-            return Target(model().embed_images(target)[0], None, None, Path(target).name)
+            return _loaded(Path(target), Path(target).name, index, model)
         return _indexed(index, target.strip())
     if isinstance(target, np.ndarray):
         return _image(target, index, model)
