@@ -248,3 +248,114 @@ def test_cli_build_index(legacy_server, model, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "3 galaxies indexed, 1 skipped" in text and "cutouts/s" in text
     assert GalaxyIndex.load(tmp_path / "idx").ntotal == 3
+
+
+def _rgb_file(path, seed):
+    from PIL import Image
+
+    img = synthetic_cutout(10.0 + seed, 5.0, SIZE)
+    Image.fromarray((np.clip(np.moveaxis(img[::-1], 0, -1), 0, 1) * 255).astype(np.uint8)).save(path)
+
+
+def test_images_the_model_cannot_embed_are_skipped_rows_naming_row_and_file(model, tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    _rgb_file(d / "good.png", 0)
+    fits.PrimaryHDU(np.full((SIZE, SIZE), np.nan, np.float32)).writeto(d / "nan.fits")
+    fits.PrimaryHDU(np.random.default_rng(0).random((4, 4)).astype(np.float32)).writeto(d / "tiny.fits")
+    (d / "broken.jpg").write_bytes(b"not a jpeg")
+    fits.PrimaryHDU(np.random.default_rng(1).random((SIZE, SIZE)).astype(np.float32)).writeto(d / "one_band.fits")
+    files = ["good.png", "nan.fits", "tiny.fits", "broken.jpg", "one_band.fits"]
+    cat = Table({"object_id": [f"L{i}" for i in range(5)], "ra": np.arange(5.0) + 10, "dec": np.full(5, 5.0),
+                 "file": files})
+    index = build_index(cat, out=tmp_path / "idx", model=model, images=d, chunk_size=5)
+    # A single plane is embedded (grey), the others are skipped: one bad file never stops the chunk.
+    assert list(index.table["object_id"]) == ["L0", "L4"]
+    skipped = Table.read(tmp_path / "idx" / "skipped.ecsv")
+    assert list(skipped["row"]) == [1, 2, 3] and list(skipped["object_id"]) == ["L1", "L2", "L3"]
+    reasons = list(skipped["reason"])
+    assert reasons[0].startswith("nan.fits") and "NaN" in reasons[0]
+    assert reasons[1].startswith("tiny.fits") and "too small" in reasons[1]
+    assert reasons[2].startswith("broken.jpg") and "cannot be read" in reasons[2]
+
+
+def test_without_a_file_column_images_are_found_by_object_id(model, tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    _rgb_file(d / "A.png", 0)
+    _rgb_file(d / "B.jpg", 1)
+    cat = Table({"object_id": ["A", "B", "C"], "ra": [10.0, 11.0, 12.0], "dec": [5.0, 5.0, 5.0]})
+    index = build_index(cat, out=tmp_path / "idx", model=model, images=d)
+    assert list(index.table["object_id"]) == ["A", "B"]
+    reason = Table.read(tmp_path / "idx" / "skipped.ecsv")["reason"][0]
+    assert "C.{jpg,jpeg,png" in reason and str(d) in reason
+
+
+def test_file_names_that_repeat_the_directory_are_not_doubled(model, tmp_path):
+    d = tmp_path / "images"
+    d.mkdir()
+    _rgb_file(d / "J1.png", 0)
+    cat = Table({"object_id": ["J1"], "ra": [10.0], "dec": [5.0], "file": ["images/J1.png"]})
+    assert build_index(cat, out=tmp_path / "idx", model=model, images=d).ntotal == 1
+
+
+def test_a_second_build_into_the_same_output_is_refused(model, tmp_path):
+    import threading
+
+    from astro_semsearch._io import output_lock
+    from astro_semsearch.exceptions import LockedError
+
+    cat = Table({"object_id": ["A"], "ra": [10.0], "dec": [5.0]})
+    held, release = threading.Event(), threading.Event()
+
+    def other_build():
+        with output_lock(tmp_path / "idx"):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other_build)
+    t.start()
+    try:
+        held.wait(10)
+        with pytest.raises(LockedError, match="is writing to"):
+            build_index(cat, out=tmp_path / "idx", model=model, images=tmp_path)
+        assert not (tmp_path / "idx.partial").exists()  # refused before any work
+    finally:
+        release.set()
+        t.join()
+
+
+def test_cli_build_messages_use_option_names_and_say_what_to_do_after_a_stop(legacy_server, model, tmp_path,
+                                                                               capsys):
+    mdir = model.save(tmp_path / "model")
+    cat = Table({"id": ["a", "b"], "x": [10.0, 11.0], "y": [5.0, 5.0]})
+    cat.write(tmp_path / "cat.ecsv")
+    args = ["build-index", str(tmp_path / "cat.ecsv"), "--out", str(tmp_path / "idx"), "--model", str(mdir),
+            "--size", str(SIZE), "--fixed-framing"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--id-column" in err and "id_column=" in err
+    assert main(args + ["--id-column", "id"]) == 2
+    assert "--ra-column" in capsys.readouterr().err
+    # A build that stops midway (the model fails on the second chunk) says where its work is and what to do.
+    cat = _catalog(n=4, south=())
+    cat.write(tmp_path / "cat2.ecsv")
+
+    def broken(self, images, batch_size=256, progress=False):
+        if broken.calls:
+            raise OSError("disk trouble")
+        broken.calls += 1
+        return orig(self, images, batch_size=batch_size)
+
+    from astro_semsearch.model import GalaxyModel
+
+    orig, broken.calls = GalaxyModel.embed_images, 0
+    try:
+        GalaxyModel.embed_images = broken
+        code = main(["build-index", str(tmp_path / "cat2.ecsv"), "--out", str(tmp_path / "idx2"), "--model",
+                     str(mdir), "--size", str(SIZE), "--id-column", "name", "--chunk-size", "2", "--fixed-framing"])
+    finally:
+        GalaxyModel.embed_images = orig
+    err = capsys.readouterr().err
+    assert code == 2 and "disk trouble" in err and "idx2.partial" in err and "run the same command again" in err
+    assert len(err.strip().splitlines()) == 1

@@ -104,6 +104,57 @@ def test_corrupt_cached_file_is_fetched_again(legacy_server, damage):
     assert legacy_server.total == 2
 
 
+def test_bit_flip_in_a_cached_cutout_is_caught_by_its_checksum(legacy_server):
+    # A flipped bit in the data keeps a valid FITS file of the right shape: only the checksum sees it.
+    c = SkyCoord(10, 0, unit="deg")
+    ls = LegacySurvey()
+    good = ls.get_cutout(c, size=SIZE)[0].data.copy()
+    path = _cached_file(ls.cache_key(c, size=SIZE))
+    raw = bytearray(open(path, "rb").read())
+    raw[2880 + 100] ^= 0x10  # inside the data unit, after the header block
+    open(path, "wb").write(bytes(raw))
+    again = ls.get_cutout(c, size=SIZE)[0].data
+    assert legacy_server.total == 2
+    np.testing.assert_array_equal(again, good)
+
+
+def test_cached_cutout_without_a_checksum_is_not_trusted(legacy_server):
+    from astropy.utils.data import clear_download_cache
+
+    c = SkyCoord(10, 0, unit="deg")
+    ls = LegacySurvey()
+    ls.get_cutout(c, size=SIZE)
+    clear_download_cache(ls.cache_key(c, size=SIZE) + "#sha256")
+    ls.get_cutout(c, size=SIZE)
+    assert legacy_server.total == 2
+    ls.get_cutout(c, size=SIZE)  # stored again with its checksum
+    assert legacy_server.total == 2
+
+
+def test_blank_answers_are_not_cached(legacy_server):
+    from astropy.utils.data import is_url_in_cache
+
+    ls = LegacySurvey()
+    outside = SkyCoord(10, -60, unit="deg")  # the stand-in survey is blank below dec -30
+    t = ls.get_cutouts(outside, size=SIZE)
+    assert t["ok"][0] and not t["in_footprint"][0]
+    assert not is_url_in_cache(ls.cache_key(outside, size=SIZE))
+    ls.get_cutouts(outside, size=SIZE)
+    assert legacy_server.total == 2  # asked again: the sky may be there next time
+
+
+def test_fresh_cache_duplicate_positions_four_workers(legacy_server, tmp_path):
+    # astropy's download cache made by several threads at once, the same URL twice: no escaping OSError.
+    from astropy.config import paths
+
+    c = SkyCoord([10, 10, 11, 11, 10, 11, 12, 12], [0, 0, 1, 1, 0, 1, 2, 2], unit="deg")
+    with paths.set_temp_cache(str(tmp_path / "fresh")), conf.set_temp("max_concurrency", 4):
+        t = LegacySurvey().get_cutouts(c, size=SIZE, errors="flag")
+        assert t["ok"].all(), list(t["error"])
+        again = LegacySurvey().get_cutouts(c, size=SIZE, errors="flag")
+    np.testing.assert_array_equal(t["image"], again["image"])
+
+
 def test_retries_on_500_then_succeeds(legacy_server):
     legacy_server.fail("500", times=2)
     t = LegacySurvey().get_cutouts(SkyCoord(10, 0, unit="deg"), size=SIZE)

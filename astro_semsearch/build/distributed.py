@@ -73,6 +73,7 @@ from ..index.storage import MANIFEST_FILE
 from .partitions import brick_bounds, brick_order
 from .single import build_index
 from .sizes import size_column_of, warn_unknown_framing
+from .work import locked_output
 
 __all__ = ["build_index_dask"]
 
@@ -138,7 +139,7 @@ def _model_spec(model, work: Path) -> tuple[str, Any]:
         raise InvalidTypeError(f"model must be a GalaxyModel, a model name or a model directory, got {type(model).__name__}")
     target = work / "model"
     cfg = target / "config.json"
-    if not (cfg.is_file() and json.loads(cfg.read_text()).get("weights_sha256") == model.fingerprint):
+    if not (cfg.is_file() and json.loads(cfg.read_text()).get("weights_sha256") == getattr(model, "weights_sha256", model.fingerprint)):
         model.save(target, overwrite=True)
     return str(target.resolve()), model
 
@@ -148,6 +149,7 @@ def _catalog_digest(catalog: Table) -> str:
     return content_sha256(catalog, cols)
 
 
+@locked_output
 def build_index_dask(
     catalog,
     *,

@@ -71,17 +71,19 @@ from .._validate import check_bool, check_int
 from ..catalog import DEC_NAMES, FILE_NAMES, RA_NAMES, column_degrees, content_sha256, find_column, read_catalog
 from ..config import conf
 from ..cutouts import Hips2FitsCutouts, LegacySurvey, resolve_source
-from ..exceptions import CutoutError, InvalidInputError, ServiceUnreachableError
-from ..images import find_image, is_blank, load_image
+from ..exceptions import AstroSemsearchError, CutoutError, InvalidInputError, ServiceUnreachableError
+from ..images import IMAGE_SUFFIXES, find_image, image_problem, load_image
 from ..index import GalaxyIndex
 from .sizes import frame_rows, size_column_of, warn_unknown_framing
-from .work import WORK_FORMAT, chunk_path, merge_chunk, open_work_dir, read_chunk, rows_to_redo, write_chunk
+from .work import (WORK_FORMAT, chunk_path, locked_output, merge_chunk, open_work_dir, read_chunk, rows_to_redo,
+                   write_chunk)
 
 __all__ = ["build_index"]
 
 log = logging.getLogger(__name__)
 
 
+@locked_output
 def build_index(
     catalog,
     *,
@@ -221,8 +223,14 @@ def build_index(
     open_work_dir(work, expected)
     request = dict(size=size, pixscale=pixscale, layer=layer, bands=bands, format=format)
     show = conf.show_progress if progress is None else bool(progress)
-    stats = _run_chunks(plan, work, model, src, request, chunk_size, batch_size, show, retry_skipped,
-                        None if framing is None else framing.pixscale)
+    try:
+        stats = _run_chunks(plan, work, model, src, request, chunk_size, batch_size, show, retry_skipped,
+                            None if framing is None else framing.pixscale)
+    except (AstroSemsearchError, OSError) as exc:
+        if not isinstance(exc, ServiceUnreachableError):  # whose message already says how to resume
+            exc.add_note(f"the finished chunks are kept in {work}: once this is fixed, run the same command "
+                         f"again to resume, or delete {work} to start over")
+        raise
     rows, embeddings, skipped = _assemble(plan, work, chunk_size, int(model.dim))
     n_network = int((skipped["kind"] == "network").sum())
     table = _index_catalog(plan, rows)
@@ -294,9 +302,9 @@ def _plan(catalog, *, id_column, ra_column, dec_column, keep_columns, images, fi
     catalog, cat_path = read_catalog(catalog)
     if id_column not in catalog.colnames:
         raise InvalidInputError(f"id column {id_column!r} is not in the catalogue; it has {catalog.colnames} "
-                                "(pass id_column=...)")
-    ra_col = find_column(catalog, ra_column, RA_NAMES, "RA")
-    dec_col = find_column(catalog, dec_column, DEC_NAMES, "Dec")
+                                "(name it with id_column=..., --id-column on the command line)")
+    ra_col = find_column(catalog, ra_column, RA_NAMES, "RA", option="ra_column")
+    dec_col = find_column(catalog, dec_column, DEC_NAMES, "Dec", option="dec_column")
     ra, dec = column_degrees(catalog[ra_col], ra_col), column_degrees(catalog[dec_col], dec_col)
     if ((ra < 0) | (ra >= 360)).any() or ((dec < -90) | (dec > 90)).any():
         bad = np.flatnonzero((ra < 0) | (ra >= 360) | (dec < -90) | (dec > 90))
@@ -311,7 +319,9 @@ def _plan(catalog, *, id_column, ra_column, dec_column, keep_columns, images, fi
         images = Path(images)
         if not images.is_dir():
             raise FileNotFoundError(f"image directory {images} does not exist")
-        fcol = find_column(catalog, file_column, FILE_NAMES, "file")
+        # Without a file column each row's image is <object_id>.<suffix> in the directory.
+        fcol = (find_column(catalog, file_column, FILE_NAMES, "file", option="file_column")
+                if file_column is not None or any(c.lower() in FILE_NAMES for c in catalog.colnames) else None)
     size_col = size_column_of(catalog, size_column) if images is None else None
     used = {id_column, ra_col, dec_col} | ({fcol} if fcol else set())
     keep = _kept_columns(catalog, keep_columns, used, fcol)
@@ -371,7 +381,8 @@ def _run_chunks(plan: _Plan, work: Path, model, src, request: dict, chunk_size: 
             continue
         t0 = time.perf_counter()
         if plan.images is not None:
-            arrays, reasons, kinds = _local_images(plan.images, [str(v) for v in plan.catalog[plan.fcol][todo]])
+            files = None if plan.fcol is None else [str(v) for v in plan.catalog[plan.fcol][todo]]
+            arrays, reasons, kinds = _local_images(plan.images, plan.ids[todo], files)
         else:
             req = request if pixscales is None else dict(request, pixscale=pixscales[todo])
             try:
@@ -449,27 +460,32 @@ def _index_catalog(plan: _Plan, rows: np.ndarray) -> Table:
 
 
 # --------------------------------------------------------------------------- images of one chunk
-def _local_images(directory: Path, files: Sequence[str]):
-    """Load local files; return (list of arrays or None, list of reasons, list of skip kinds)."""
+def _local_images(directory: Path, ids: Sequence[str], files: Sequence[str] | None):
+    """Load each row's file (its file name, else ``<object_id>.<suffix>``); return (arrays or None, reasons, kinds).
+
+    A row is skipped, with a reason naming its file, when the file is not
+    there, cannot be read or is an image the model cannot embed
+    (`~astro_semsearch.images.image_problem`): one bad file never stops the build.
+    """
     arrays, reasons = [], []
-    for fn in files:
-        path = find_image(directory, None, str(fn))
+    for k, object_id in enumerate(ids):
+        name = None if files is None else files[k]
+        path = find_image(directory, str(object_id), name)
+        arr, reason = None, ""
         if path is None:
-            arrays.append(None)
-            reasons.append(f"file not found: {directory / str(fn)}")
-            continue
-        try:
-            arr = load_image(str(path))
-        except Exception as exc:
-            arrays.append(None)
-            reasons.append(f"cannot read {path.name}: {exc}")
-            continue
-        if is_blank(arr):
-            arrays.append(None)
-            reasons.append(f"blank image (no signal): {path.name}")
-            continue
+            tried = [name] if name else []
+            tried.append(f"{object_id}.{{{','.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}}}")
+            reason = f"file not found in {directory}: looked for {' and '.join(tried)}"
+        else:
+            try:
+                arr = load_image(str(path))
+                problem = image_problem(arr)
+            except Exception as exc:  # noqa: BLE001 - any unreadable file is this row's skip, not the build's end
+                arr, problem = None, f"cannot be read: {exc}"
+            if problem:
+                arr, reason = None, f"{path.name} {problem}"
         arrays.append(arr)
-        reasons.append("")
+        reasons.append(reason)
     return arrays, reasons, ["permanent" if a is None else "" for a in arrays]
 
 
@@ -488,6 +504,10 @@ def _remote_images(source, ra, dec, *, size, pixscale, layer, bands, format):
         elif not in_fp:
             arrays.append(None)
             reasons.append("outside the survey footprint (blank cutout)")
+            kinds.append("permanent")
+        elif (problem := image_problem(img)) is not None:
+            arrays.append(None)
+            reasons.append(f"the cutout {problem}")
             kinds.append("permanent")
         else:
             arrays.append(np.asarray(img))

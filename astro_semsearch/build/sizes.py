@@ -53,6 +53,7 @@ def frame_rows(catalog, column: str | None, *, model, size: int, pixscale: float
     return SizeFraming(f.pixscale, f.status, rule)
 
 
-def warn_unknown_framing(size: int, pixscale: float, stacklevel: int = 3) -> None:
-    """The one warning of a build that fetches cutouts without knowing the galaxies' sizes."""
+def warn_unknown_framing(size: int, pixscale: float, stacklevel: int = 4) -> None:
+    """The one warning of a build that fetches cutouts without knowing the galaxies' sizes (at the caller of the
+    build: the build and its output lock are two frames)."""
     warnings.warn(unknown_framing_message(size, pixscale), AstropyUserWarning, stacklevel=stacklevel)

@@ -15,6 +15,7 @@ recorded get them from their reasons (`infer_kind`).
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -23,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, output_lock
 from ..exceptions import InvalidInputError
 
 __all__ = ["chunk_path", "write_chunk", "read_chunk", "open_work_dir", "infer_kind", "rows_to_redo", "merge_chunk",
-           "WORK_FORMAT", "SKIP_KINDS"]
+           "locked_output", "WORK_FORMAT", "SKIP_KINDS"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,24 @@ WORK_FORMAT = 1
 
 #: Why a row was skipped: a resumed build fetches ``"network"`` rows again, ``"permanent"`` ones only when asked.
 SKIP_KINDS = ("network", "permanent")
+
+def locked_output(build):
+    """Run ``build(..., out=...)`` holding the lock of ``out``: one build per output directory at a time.
+
+    A second build into the same ``out`` (another process, another thread)
+    gets `~astro_semsearch.exceptions.LockedError` naming the first, before
+    it touches the work directory; the index save inside re-enters the same
+    lock (`astro_semsearch._io.output_lock`).
+    """
+    @functools.wraps(build)
+    def locked(*args, **kwargs):
+        if kwargs.get("out") is None:  # the build itself says that out is required
+            return build(*args, **kwargs)
+        with output_lock(Path(kwargs["out"])):
+            return build(*args, **kwargs)
+
+    return locked
+
 
 _PERMANENT = re.compile(r"http 4(?!08|29)\d\d|footprint|blank|file not found|cannot read|corrupt|too large")
 

@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as exc:
         if args.traceback:
             raise
-        print(f"astro-semsearch {args.command}: error: {exc}", file=sys.stderr)
+        notes = "".join(f"; {n}" for n in getattr(exc, "__notes__", ()))  # what to do next, where a stage said
+        print(f"astro-semsearch {args.command}: error: {exc}{notes}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

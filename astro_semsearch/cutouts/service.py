@@ -168,7 +168,8 @@ class CutoutService(BaseQuery):
         parsed, body = fetch(self._thread_session(), url, params, label=coord_label, limits=limits,
                              parse=lambda b: self._parse(b, size=size, bands=bands, format=format),
                              hint=f"check conf.{self._url_conf} and the network")
-        if cache:
+        # A blank answer (outside the footprint, or a server's hiccup) is not kept: asked again next time.
+        if cache and not is_blank(self._as_array(parsed, format)):
             try:
                 store_in_cache(key, body)
             except OSError as exc:  # a full disk must not lose the cutout
