@@ -199,14 +199,14 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
     recover_directory(final)
     remove_stale(final)
     if final.exists() and not overwrite:
-        raise FileExistsError(f"{final} already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{final} already exists (pass overwrite=True, --overwrite on the command line, to replace it)")
     tag = _owner_tag()
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{tag}-", dir=final.parent))
     os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private (0700)
     try:
         yield tmp
         if final.exists() and not overwrite:
-            raise FileExistsError(f"{final} appeared while it was being written (pass overwrite=True to replace it)")
+            raise FileExistsError(f"{final} appeared while it was being written (pass overwrite=True, --overwrite on the command line, to replace it)")
         ready = tmp.with_name(tmp.name.replace(".tmp-", ".new-", 1))
         os.rename(tmp, ready)  # complete: from here on a kill leaves a copy to restore
         tmp = ready

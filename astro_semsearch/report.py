@@ -331,7 +331,7 @@ def write_html(
     if not is_file_object:
         path = Path(path)
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} already exists (pass overwrite=True to replace it)")
+            raise FileExistsError(f"{path} already exists (pass overwrite=True, --overwrite on the command line, to replace it)")
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a directory; give a file name such as hits.html")
     thumbs = (result_images(results, index=index, size=int(thumb_size), source=source, images=images,

@@ -32,6 +32,13 @@ def _solid(rgb, n=40):
     return img
 
 
+def _textured(rgb):
+    """A colour with a faint checker: builds refuse flat-colour images (they carry no structure)."""
+    img = _solid(rgb).astype(np.int16)
+    img[::2, ::2] += np.where(np.asarray(rgb) < 255, 1, -1)
+    return img.astype(np.uint8)
+
+
 def _hits(ids=("J1", EVIL, "J3", "J4")):
     n = len(ids)
     t = Table()
@@ -216,7 +223,7 @@ def local_index(tmp_path):
     cat = Table({"object_id": [f"G{i}" for i in range(4)], "ra": [10.0, 10.5, 11.0, 11.5],
                  "dec": [1.0, 1.0, 1.0, 1.0], "file": [f"g{i}.png" for i in range(4)]})
     for i, c in enumerate(COLOURS):
-        Image.fromarray(_solid(c)).save(imgs / f"g{i}.png")
+        Image.fromarray(_textured(c)).save(imgs / f"g{i}.png")
     build_index(cat, out=tmp_path / "idx", images=imgs, model=MeanColourModel(), progress=False)
     return tmp_path / "idx"
 

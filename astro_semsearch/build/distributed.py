@@ -217,7 +217,7 @@ def build_index_dask(
     """
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{out} already exists (pass overwrite=True, --overwrite on the command line, to replace it)")
     build_kw.pop("progress", None)  # workers never draw progress bars
     catalog, cat_path = read_catalog(catalog)
     id_col = build_kw.get("id_column", "object_id")

@@ -190,7 +190,8 @@ def build_index(
     out = Path(out)
     work = out.parent / f"{out.name}.partial"
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (pass overwrite=True to replace it"
+        raise FileExistsError(f"{out} already exists (pass overwrite=True, --overwrite on the command line, to "
+                              "replace it"
                               + (f"; {work} holds rows skipped for network reasons that such a rerun fetches "
                                  "again)" if work.is_dir() else ")"))
     batch_size = check_int(batch_size, "batch_size")
