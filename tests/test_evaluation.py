@@ -140,8 +140,16 @@ def test_evaluate_with_oracle(fake_data):
     root, dec, val = fake_data
     t = evaluate(OracleModel(), gz2_root=root, decals_root=dec, queries=QUERIES, seed=0)
     assert t.colnames == ["class", "n_pool", "n_rel", "ndcg10_text", "ndcg10_image", "ndcg10_random",
-                          "recall100_text", "recall100_image", "recall100_random"]
+                          "recall100_text", "recall100_image", "recall100_random", "n_probe_train", "ndcg10_probe",
+                          "recall100_probe"]
     rows = {r["class"]: r for r in t}
+    # The probe is fitted on the 10 train-split galaxies and ranks the val pool as well as the best query.
+    assert rows["spiral"]["n_probe_train"] == 10
+    assert rows["spiral"]["ndcg10_probe"] == pytest.approx(1.0, abs=1e-3)
+    assert rows["DECaLS ring"]["n_probe_train"] == rows["ring"]["n_probe_train"] == 10  # the GZ2 ring probe
+    assert t.meta["probe"]["fitted_on"] == "train" and "spiral" in t.meta["probe"]["alpha"]
+    assert "n_probe_train" not in evaluate(OracleModel(), gz2_root=root, queries=QUERIES, classes=["spiral"],
+                                           probe=False).colnames
     sp = rows["spiral"]
     assert sp["n_pool"] == len(val)  # only the val split, never train
     labels = Table.read(root / "labels.csv", format="ascii.csv")
@@ -163,7 +171,7 @@ def test_evaluate_with_oracle(fake_data):
     if importlib.util.find_spec("lenstronomy") is not None:
         inj = rows["injected lens (synthetic)"]
         assert inj["n_rel"] >= 1 and inj["n_pool"] <= len(val)
-    for name in t.colnames[3:]:
+    for name in [c for c in t.colnames[3:] if c != "n_probe_train"]:
         vals = np.asarray(t[name], dtype=float)
         assert np.all((vals[np.isfinite(vals)] >= 0) & (vals[np.isfinite(vals)] <= 1 + 1e-9))
     assert t.meta["model"] == "oracle" and t.meta["split"] == "val"
@@ -295,3 +303,46 @@ phrases = ["a cat"]
     assert row["negated_ratio"] == pytest.approx(row["negated"] / row["opposite_positive"])
     per = {r["text"]: r for r in t.meta["per_wording"]}
     assert per["galaxy without spiral arms"]["kind"] == "negated"
+
+
+def test_ridge_fit_recovers_a_linear_rule_and_refuses_bad_shapes():
+    from astro_semsearch.evaluation.probe import ridge_fit
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 5))
+    y = x @ np.array([0.5, -1.0, 0.0, 2.0, 0.1]) + 0.3 + rng.normal(scale=0.01, size=300)
+    w, b, alpha = ridge_fit(x, y)
+    np.testing.assert_allclose(w, [0.5, -1.0, 0.0, 2.0, 0.1], atol=0.01)
+    assert b == pytest.approx(0.3, abs=0.01) and alpha <= 1.0
+    # Pure noise: cross-validation picks a strong penalty.
+    assert ridge_fit(x, rng.normal(size=300))[2] >= 10.0
+    with pytest.raises(ValueError, match="shapes"):
+        ridge_fit(x, y[:10])
+
+
+def test_transform_is_applied_to_the_evaluated_images_only(fake_data):
+    # Inverting brightness flips the oracle's ranking of the evaluated pool; the probe (fitted on the
+    # untransformed train split) then ranks it worst, the text query too.
+    root, dec, _ = fake_data
+    calls = []
+
+    def invert(images):
+        calls.append(images.shape)
+        return 255 - images
+
+    t = evaluate(OracleModel(), gz2_root=root, queries=QUERIES, classes=["spiral"], transform=invert)
+    plain = evaluate(OracleModel(), gz2_root=root, queries=QUERIES, classes=["spiral"])
+    assert calls and t.meta["transform"] == "invert"
+    assert t["ndcg10_probe"][0] < 0.5 < plain["ndcg10_probe"][0]
+
+
+def test_summary_counts_the_targets():
+    from astro_semsearch.evaluation.render import summary
+
+    t = Table({"class": ["a", "b"], "ndcg10_text": [0.6, 0.2], "ndcg10_image": [0.5, 0.3],
+               "ndcg10_probe": [0.62, 0.4], "ndcg10_random": [0.1, 0.1]})
+    t.meta["text_ndcg10_per_query"] = {"a": {"x": 0.6, "y": 0.3}, "b": {"z": 0.2}}
+    s = summary(t)
+    assert s["mean_text"] == pytest.approx(0.4) and s["text_within_0.05_of_probe"] == 1
+    assert s["text_beats_image"] == 1 and s["text_at_least_3x_random"] == 1
+    assert s["phrasing_worst_over_best"] == {"a": 0.5, "b": 1.0}

@@ -71,8 +71,10 @@ def _config(gz2_dir, align_epochs=1):
         "model": {"name": "tiny", "dim": 16, "image_size": 32, "stem_channels": 8, "channels": [8, 16, 16],
                   "head_hidden": 32},
         "ssl": {"epochs": 1, "batch_size": 16},
+        # Captions only (galclip-v1's recipe): the concept path has its own test (MiniLM on 3,000 wordings is slow).
         "align": {"epochs": align_epochs, "batch_size": 16, "captions_per_object": 2, "lens_probability": 0.2,
-                  "n_arcs": 4, "n_lens_captions": 4},
+                  "n_arcs": 4, "n_lens_captions": 4, "concept_weight": 0.0, "concept_captions_per_object": 0,
+                  "sampler": "uniform"},
         "train": {"seed": 0, "threads": 1},
     }
 
@@ -345,3 +347,38 @@ def test_init_model_starts_from_the_given_weights(gz2_dir, tmp_path, monkeypatch
     log = json.loads((tmp_path / "ft" / "training_log.json").read_text())
     assert log["init_model"]["sha256"] == start.fingerprint
     assert "Initialised from" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_concept_loss_sampler_and_zoom_train_end_to_end(gz2_dir, tmp_path):
+    # The galclip-v2 recipe on a tiny set: concept loss (a few concepts), concept captions, weighted sampler,
+    # wide zoom with sky padding; resumable like the rest.
+    from astro_semsearch.training.concepts import held_out_texts
+
+    cfg = _config(gz2_dir, align_epochs=2)
+    cfg["align"].update({"concept_weight": 1.0, "concepts": ["smooth", "features", "round", "lens"],
+                         "concept_captions_per_object": 1, "sampler": "weighted", "voted_weight": 3.0,
+                         "rare_boost": 10.0, "aug_scale": [0.5, 2.0], "aug_pad": "sky"})
+    out = train_mod.train(cfg, tmp_path / "run", device="cpu")
+    log = json.loads((tmp_path / "run" / "training_log.json").read_text())
+    align = [e for e in log["epochs"] if e["stage"] == "align"]
+    assert len(align) == 2 and all(np.isfinite(e["concept_loss"]) and e["concept_loss"] > 0 for e in align)
+    assert log["concepts"]["n"] == 4 and log["concepts"]["n_with_targets"] > 0
+    strings = set((tmp_path / "run" / "caption_strings.txt").read_text().splitlines())
+    assert "an image of an elliptical" in strings and "smooth featureless elliptical galaxy" in strings
+    held_out = {t.lower() for t in held_out_texts()}
+    assert not {x.lower() for x in strings} & held_out  # no evaluated query is a training string
+    assert GalaxyModel.load(out).dim == 16
+    # Resuming finds the concept term's temperature in the checkpoint.
+    again = train_mod.train(cfg, tmp_path / "run", device="cpu")
+    assert GalaxyModel.load(again).fingerprint == GalaxyModel.load(out).fingerprint
+
+
+def test_unknown_concepts_and_samplers_are_refused(gz2_dir, tmp_path):
+    cfg = _config(gz2_dir)
+    cfg["align"].update({"concept_weight": 1.0, "concepts": ["smooth", "spiralz"]})
+    with pytest.raises(ValueError, match="spiralz"):
+        train_mod.train(cfg, tmp_path / "a", device="cpu")
+    cfg = _config(gz2_dir)
+    cfg["align"]["sampler"] = "sometimes"
+    with pytest.raises(ValueError, match="sampler"):
+        train_mod.train(cfg, tmp_path / "b", device="cpu")

@@ -18,8 +18,13 @@ def _run(args: argparse.Namespace) -> int:
         decals = guess if (guess / "labels.csv").is_file() else None
     table = evaluate(args.model, gz2_root=args.data, decals_root=decals, split=args.split, queries=args.queries,
                      seed=args.seed, classes=args.classes, progress=not args.quiet,
-                     rerank=args.rerank, rerank_top_n=args.rerank_top_n, feedback_marks=args.feedback_marks)
+                     rerank=args.rerank, rerank_top_n=args.rerank_top_n, feedback_marks=args.feedback_marks,
+                     probe=not args.no_probe)
     table.pprint_all()
+    from ..evaluation.render import summary
+
+    print("summary: " + ", ".join(f"{k} {format_value(v)}" for k, v in summary(table).items()
+                                  if not isinstance(v, dict)))
     if args.per_query:
         for cls, scores in table.meta["text_ndcg10_per_query"].items():
             for query, v in scores.items():
@@ -61,8 +66,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default=None, help="write the table here as ECSV (plus .md and .rst beside it)")
     p.add_argument("--decals", default=None, help="DECaLS ring directory (default: decals_rings beside --data)")
     p.add_argument("--queries", default=None, help="TOML file of query phrasings per class")
-    p.add_argument("--split", default="val", choices=["val", "train"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="val", choices=["val", "train"],
+                   help="the Galaxy Zoo 2 split to rank (default val: never trained on; the probe fits on the other)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds which lens hosts get arcs, the arcs themselves and image-query tie-breaks (default 0)")
+    p.add_argument("--no-probe", action="store_true",
+                   help="skip the probe columns (a linear read-out fitted on the other split; ~40 s more)")
     p.add_argument("--classes", nargs="+", default=None, metavar="ID",
                    help=f"only these class ids ({', '.join(c.id for c in CLASSES)})")
     p.add_argument("--wordings", nargs="?", const="", default=None, metavar="TOML",

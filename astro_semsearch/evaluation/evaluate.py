@@ -174,7 +174,7 @@ def _check(split: str, lens_fraction: float, classes, rerankers: dict, rerank_to
 
 
 def _run(model, *, gz2_root, decals_root, split, queries, k_recall, seed, classes, lens_fraction, n_image_queries,
-         batch_size, progress, rerank, rerank_top_n, feedback_marks, image_size):
+         batch_size, progress, rerank, rerank_top_n, feedback_marks, image_size, probe=False, transform=None):
     """The evaluation loop shared by `evaluate` and `evaluate_vlm`: one result dict per class."""
     rerankers = dict(parse_reranker(spec) for spec in (rerank or []))
     wanted = _check(split, lens_fraction, classes, rerankers, rerank_top_n, feedback_marks)
@@ -188,17 +188,34 @@ def _run(model, *, gz2_root, decals_root, split, queries, k_recall, seed, classe
     all_q = sorted({q for c in CLASSES if c.id in wanted for q in qmap.get(c.id, [])})
     qvec = _query_vectors(model, all_q)
     results, cost = [], {}
+    probes = _probes(model, wanted, gz2_root, split, seed, batch_size, progress) if probe else None
     for pool in class_pools(model, wanted, gz2_root=gz2_root, decals_root=decals_root, split=split, seed=seed,
-                            lens_fraction=lens_fraction, batch_size=batch_size, progress=progress, rng=rng):
+                            lens_fraction=lens_fraction, batch_size=batch_size, progress=progress, rng=rng,
+                            transform=transform):
         texts = qmap.get(pool.cls.id, [])
         text_vecs = np.array([qvec[q] for q in texts]) if texts else None
         row = _class_metrics(pool, text_vecs, n_image_queries, k_recall, rng)
+        if probes is not None:
+            pr = probes.get("ring" if pool.cls.source == "decals" else pool.cls.id)
+            row["n_probe_train"] = pr.n if pr is not None else 0
+            if pr is not None:
+                row["ndcg10_probe"], row["recall100_probe"] = rank_metrics(pool.emb @ pr.w, pool.rel, 10, k_recall)
+                row["probe_alpha"] = pr.alpha
         if rerankers:
             row.update(_rerank_metrics(pool, text_vecs, texts, rerankers, int(rerank_top_n), k_recall,
                                        int(feedback_marks), int(image_size), cost))
         row["class"], row["texts"] = pool.cls.name, list(texts)
         results.append(row)
     return model, wanted, rerankers, results, cost
+
+
+def _probes(model, wanted, gz2_root, split, seed, batch_size, progress) -> dict:
+    """The linear probes of `~astro_semsearch.evaluation.probe`, fitted on the other split's untransformed images."""
+    from .pools import _embed, preload_size
+    from .probe import fit_probes
+
+    return fit_probes(model, wanted, gz2_root=gz2_root, split=split, seed=seed, size=preload_size(model),
+                      embed=lambda images: _embed(model, images, batch_size, progress), progress=progress)
 
 
 def _query_vectors(model, texts: list[str]) -> dict[str, np.ndarray]:
@@ -215,11 +232,13 @@ def _query_vectors(model, texts: list[str]) -> dict[str, np.ndarray]:
 def _table(results: list[dict], columns: list[str]):
     from astropy.table import Table
 
-    dtype = [str, int, int] + [float] * (len(columns) - 3)
-    table = (Table(rows=[[r.get(k, float("nan")) for k in columns] for r in results], names=columns, dtype=dtype)
-             if results else Table(names=columns, dtype=dtype))
-    for name in columns[3:]:
-        table[name].format = ".3f"
+    ints = ("n_pool", "n_rel", "n_probe_train")
+    dtype = [str if k == "class" else int if k in ints else float for k in columns]
+    table = (Table(rows=[[r.get(k, 0 if k in ints else float("nan")) for k in columns] for r in results],
+                   names=columns, dtype=dtype) if results else Table(names=columns, dtype=dtype))
+    for name in columns:
+        if name != "class" and name not in ints:
+            table[name].format = ".3f"
     return table
 
 
@@ -233,7 +252,7 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike | None = None,
              seed: int = 0, classes: Sequence[str] | None = None, lens_fraction: float = 0.01,
              n_image_queries: int = 5, batch_size: int = 256, progress: bool = False,
              rerank: Sequence | None = None, rerank_top_n: int = 100, feedback_marks: int = 10,
-             image_size: int = 256):
+             image_size: int = 256, probe: bool = True, transform=None):
     """Evaluate text and image-similarity search on a labelled split.
 
     Parameters
@@ -280,13 +299,25 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike | None = None,
     image_size : int
         Side in pixels of the images shown to a re-ranker that looks at them
         (e.g. `~astro_semsearch.rerank.VLMReranker`).
+    probe : bool
+        Also measure the *probe* (`astro_semsearch.evaluation.probe`): per
+        class a ridge regression from the image embeddings to the relevance,
+        fitted on the other split, ranking the pool as a text query does; the
+        ceiling of text search with these image embeddings. Columns
+        ``n_probe_train, ndcg10_probe, recall100_probe``.
+    transform : callable, optional
+        Applied to every evaluated ``(N, S, S, 3)`` uint8 image stack before it
+        is embedded (after arcs are injected), e.g.
+        ``lambda x: reframe(x, 0.5)`` (`astro_semsearch.training.augment.reframe`)
+        to measure framing robustness. The probes are fitted on
+        untransformed images.
 
     Returns
     -------
     `~astropy.table.Table`
         One row per class with columns ``class, n_pool, n_rel, ndcg10_text,
         ndcg10_image, ndcg10_random, recall100_text, recall100_image,
-        recall100_random``; ``meta`` holds the model name and fingerprint,
+        recall100_random`` (and the probe's); ``meta`` holds the model name and fingerprint,
         the split, the date, the seed, the lens fraction, the run time and
         the text nDCG@10 of each query phrasing (``text_ndcg10_per_query``).
 
@@ -307,8 +338,8 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike | None = None,
         model, gz2_root=gz2_root, decals_root=decals_root, split=split, queries=queries, k_recall=k_recall,
         seed=seed, classes=classes, lens_fraction=lens_fraction, n_image_queries=n_image_queries,
         batch_size=batch_size, progress=progress, rerank=rerank, rerank_top_n=rerank_top_n,
-        feedback_marks=feedback_marks, image_size=image_size)
-    columns = list(_COLUMNS)
+        feedback_marks=feedback_marks, image_size=image_size, probe=probe, transform=transform)
+    columns = list(_COLUMNS) + (["n_probe_train", "ndcg10_probe", "recall100_probe"] if probe else [])
     for label, rr in rerankers.items():
         columns += [f"ndcg10_{label}", f"recall100_{label}"]
         if isinstance(rr, dict):
@@ -337,6 +368,10 @@ def evaluate(model=None, *, gz2_root: str | os.PathLike | None = None,
                     "clumpy SED source, Moffat PSF, Poisson noise; never used in training).",
         "text_ndcg10_per_query": {r["class"]: dict(zip(r["texts"], r.get("per_query_ndcg10", [])))
                                   for r in results},
+        **({"probe": {"fitted_on": "train" if split == "val" else "val",
+                      "alpha": {r["class"]: r["probe_alpha"] for r in results if "probe_alpha" in r}}}
+           if probe else {}),
+        **({"transform": getattr(transform, "__name__", repr(transform))} if transform is not None else {}),
         **({"rerank": {"rerankers": {label: (dict(rr, marks=int(feedback_marks)) if isinstance(rr, dict)
                                              else {"name": rr.name, **rr.describe()})
                                      for label, rr in rerankers.items()},

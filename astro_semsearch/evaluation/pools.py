@@ -19,10 +19,22 @@ import numpy as np
 from ..datasets import load_decals, load_gz2, load_images, split_of
 from .protocol import CLASSES, EvalClass, gz2_pool
 
-__all__ = ["Pool", "class_pools", "PRELOAD_SIZE"]
+__all__ = ["Pool", "class_pools", "PRELOAD_SIZE", "preload_size"]
 
-#: Side in pixels the evaluation images are decoded at; the model crops and resizes them itself.
+#: Side in pixels the evaluation images of a 64-pixel model are decoded at; the model crops and resizes them.
 PRELOAD_SIZE = 80
+
+
+def preload_size(model) -> int:
+    """The side the evaluation decodes images at: the model's ``image_size / crop_fraction`` (80 for 64 px).
+
+    The whole Galaxy Zoo field is resized to it, as in training, and the
+    model crops its central part itself.
+    """
+    cfg = getattr(model, "config", None) or {}
+    if "image_size" not in cfg:
+        return PRELOAD_SIZE
+    return int(round(int(cfg["image_size"]) / float(cfg.get("crop_fraction", 0.8))))
 
 
 @dataclass
@@ -107,14 +119,22 @@ def _injection_plan(n_hosts: int, seed: int, lens_fraction: float) -> _Injection
 
 def class_pools(model, wanted: set[str], *, gz2_root, decals_root, split: str, seed: int, lens_fraction: float,
                 batch_size: int, progress: bool, rng: np.random.Generator,
-                extra: Sequence[EvalClass] = ()) -> Iterator[Pool]:
+                extra: Sequence[EvalClass] = (), transform: Callable | None = None) -> Iterator[Pool]:
     """The pools of the classes in ``wanted``, in table order, then of the ``extra`` Galaxy Zoo classes.
 
     Classes without data are skipped. The injected-lens pools are the
     validation split's smooth galaxies whatever ``split`` is; which of them
     get arcs (``lens_fraction``) and their hosts' R90 come from a generator
     seeded by ``seed`` alone (`_injection_plan`), not from ``rng``.
+    ``transform`` (e.g. a re-framing) is applied to every ``(N, S, S, 3)``
+    uint8 image stack before it is embedded, after any arcs are injected.
     """
+    size = preload_size(model)
+
+    def embed(images, show=False):
+        return _embed(model, images if transform is None or not len(images) else transform(images), batch_size,
+                      show)
+
     want_lens = _want_lens(wanted)  # may drop the ArcInjector class (no lenstronomy)
     classes = [c for c in CLASSES if c.id in wanted] + list(extra)
     want_gz2 = any(c.source == "gz2" for c in classes)
@@ -137,9 +157,9 @@ def class_pools(model, wanted: set[str], *, gz2_root, decals_root, split: str, s
             if host.any():
                 plan = _injection_plan(int(host.sum()), seed, lens_fraction)
         rows = np.flatnonzero((in_split & voted & want_gz2) | host)
-        images = (load_images(list(gz2["path"][rows]), size=PRELOAD_SIZE, progress=progress) if len(rows)
-                  else np.zeros((0, PRELOAD_SIZE, PRELOAD_SIZE, 3), np.uint8))
-        emb_all = _embed(model, images, batch_size, progress)
+        images = (load_images(list(gz2["path"][rows]), size=size, progress=progress) if len(rows)
+                  else np.zeros((0, size, size, 3), np.uint8))
+        emb_all = embed(images, progress)
         pos = {r: i for i, r in enumerate(rows)}  # table row -> embedding row
     for c in classes:
         if c.source == "gz2":
@@ -151,38 +171,42 @@ def class_pools(model, wanted: set[str], *, gz2_root, decals_root, split: str, s
                 warnings.warn(f"DECaLS ring set not found at {decals_root}; skipping that class", stacklevel=2)
                 continue
             dec = load_decals(decals_root)
-            emb = _embed(model, load_images(list(dec["path"]), size=PRELOAD_SIZE), batch_size, False)
+            emb = embed(load_images(list(dec["path"]), size=size))
             pool = Pool(c, emb, np.asarray(dec[c.column], dtype=float), _from_paths(np.asarray(dec["path"])))
         else:
             if plan is None:
                 continue
-            pool = _injected_pool(c, model, np.flatnonzero(host), images, emb_all, pos, plan, seed, batch_size)
+            pool = _injected_pool(c, embed, np.flatnonzero(host), images, emb_all, pos, plan, seed, size)
         if len(pool.rel):
             yield pool
 
 
-def _simulator(c: EvalClass, seed: int):
-    """The lens simulator of an injected class, seeded away from training's (whose seed is ``[train] seed``)."""
+def simulator(c: EvalClass, seed: int, size: int = PRELOAD_SIZE):
+    """The lens simulator of an injected class, seeded away from training's (whose seed is ``[train] seed``).
+
+    The evaluation's pools use ``seed`` 10,000 (training simulator) or 20,000
+    (independent one) plus the evaluation seed; the probes fit on others.
+    """
     from ..lensing import ArcInjector, RayTracedLensSimulator
 
     if c.simulator == "RayTracedLensSimulator":
-        return RayTracedLensSimulator(seed=20_000 + seed, size=PRELOAD_SIZE)
-    return ArcInjector(seed=10_000 + seed, size=PRELOAD_SIZE)
+        return RayTracedLensSimulator(seed=seed, size=size)
+    return ArcInjector(seed=seed, size=size)
 
 
-def _injected_pool(c: EvalClass, model, idx: np.ndarray, images, emb_all, pos, plan: _Injection, seed: int,
-                   batch_size: int) -> Pool:
+def _injected_pool(c: EvalClass, embed, idx: np.ndarray, images, emb_all, pos, plan: _Injection, seed: int,
+                   size: int) -> Pool:
     """The validation smooth galaxies ``idx``, arcs of ``c.simulator`` injected into the rows of ``plan``.
 
-    Each arc is drawn in arcsec for its host's pixel scale ``6.4 * R90 / 80``
+    Each arc is drawn in arcsec for its host's pixel scale ``6.4 * R90 / size``
     (`~astro_semsearch.lensing.pixscale_from_r90`, R90 from ``plan``).
     """
     emb = emb_all[[pos[i] for i in idx]].copy()
     pool_images = images[[pos[i] for i in idx]].copy()
     chosen = plan.rows
-    sim = _simulator(c, seed)
+    sim = simulator(c, (20_000 if c.simulator == "RayTracedLensSimulator" else 10_000) + seed, size)
     pool_images[chosen] = sim.inject(pool_images[chosen], sim.arcs(len(chosen), r90=plan.r90))
-    emb[chosen] = _embed(model, pool_images[chosen], batch_size, False)
+    emb[chosen] = embed(pool_images[chosen])
     rel = np.zeros(len(idx))
     rel[chosen] = 1.0
     return Pool(c, emb, rel, _from_arrays(pool_images))

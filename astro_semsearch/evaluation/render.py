@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["to_markdown", "to_rst", "format_value"]
+__all__ = ["to_markdown", "to_rst", "format_value", "summary"]
 
 
 def format_value(v) -> str:
@@ -30,3 +30,32 @@ def to_rst(table) -> str:
         out.append("   * - " + cells[0])
         out.extend("     - " + c for c in cells[1:])
     return "\n".join(out) + "\n"
+
+
+def summary(table) -> dict:
+    """The headline numbers of an `~astro_semsearch.evaluation.evaluate` table.
+
+    Means of the text, image, probe and random nDCG@10 columns over the
+    rows; how many rows have text within 0.05 of the probe, text above image
+    similarity, text at least 3x random; and per row the worst over the best
+    query phrasing (from ``meta["text_ndcg10_per_query"]``).
+    """
+    def col(name):
+        return np.array([float(v) for v in table[name]]) if name in table.colnames else np.full(len(table), np.nan)
+
+    text, image, probe, rnd = col("ndcg10_text"), col("ndcg10_image"), col("ndcg10_probe"), col("ndcg10_random")
+    ratio = {}
+    for cls, scores in table.meta.get("text_ndcg10_per_query", {}).items():
+        v = np.array([x for x in scores.values() if x is not None and np.isfinite(x)], dtype=float)
+        ratio[cls] = round(float(v.min() / v.max()), 3) if len(v) and v.max() > 0 else float("nan")
+    return {
+        "rows": len(table),
+        "mean_text": round(float(np.nanmean(text)), 3) if len(table) else float("nan"),
+        "mean_image": round(float(np.nanmean(image)), 3) if len(table) else float("nan"),
+        "mean_probe": round(float(np.nanmean(probe)), 3) if np.isfinite(probe).any() else float("nan"),
+        "mean_random": round(float(np.nanmean(rnd)), 3) if len(table) else float("nan"),
+        "text_within_0.05_of_probe": int(np.sum(text >= probe - 0.05)),
+        "text_beats_image": int(np.sum(text > image)),
+        "text_at_least_3x_random": int(np.sum(text >= 3 * rnd)),
+        "phrasing_worst_over_best": ratio,
+    }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Augment", "center_crop"]
+__all__ = ["Augment", "center_crop", "sky_sample", "reframe"]
 
 
 def _to_float(batch: torch.Tensor) -> torch.Tensor:
@@ -47,6 +47,54 @@ def center_crop(batch: torch.Tensor, out_size: int = 64, crop_fraction: float = 
     if side != out_size:
         x = F.interpolate(x, size=(out_size, out_size), mode="bilinear", antialias=True, align_corners=False)
     return x.clamp_(0, 1)
+
+
+def _border_stats(x: torch.Tensor, width: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image, per-channel median and robust spread of the pixels within ``width`` of the edge."""
+    m = torch.zeros(x.shape[-2:], dtype=torch.bool, device=x.device)
+    m[:width], m[-width:], m[:, :width], m[:, -width:] = True, True, True, True
+    b = x[..., m]  # (N, 3, n_border)
+    med = b.median(dim=-1).values
+    mad = (b - med[..., None]).abs().median(dim=-1).values * 1.4826
+    return med, mad
+
+
+def sky_sample(x: torch.Tensor, grid: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``grid_sample`` that fills the area outside the input with the image's own sky background.
+
+    Inside the field it is bilinear sampling; outside, the median of the
+    border pixels plus Gaussian noise with the border's robust spread.
+    """
+    med, mad = _border_stats(x)
+    inside = F.grid_sample(torch.ones_like(x[:, :1]), grid, mode="bilinear", padding_mode="zeros",
+                           align_corners=False)
+    y = F.grid_sample(x - med[..., None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    noise = torch.randn(y.shape, generator=generator).to(x.device) * mad[..., None, None]
+    return y + med[..., None, None] + (1 - inside) * noise
+
+
+def reframe(images, zoom: float, out_size: int | None = None, seed: int = 0):
+    """Zoom a stack of ``(N, H, W, 3)`` uint8 images about their centre (``zoom`` > 1: the galaxy larger).
+
+    A zoom-out reaches past the original field; that area is filled with the
+    image's own sky (`sky_sample`). Used to test framing robustness.
+
+    >>> import numpy as np
+    >>> out = reframe(np.full((2, 40, 40, 3), 30, np.uint8), 0.5)
+    >>> out.shape, out.dtype.name, int(np.median(out))
+    ((2, 40, 40, 3), 'uint8', 30)
+    """
+    import numpy as np
+
+    arr = torch.from_numpy(np.ascontiguousarray(images))
+    x = _to_float(arr)
+    n, size = x.shape[0], out_size or x.shape[-1]
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / float(zoom)
+    grid = F.affine_grid(theta, (n, 3, size, size), align_corners=False)
+    y = sky_sample(x, grid, torch.Generator().manual_seed(seed)) if zoom < 1 else \
+        F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return (y.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 @dataclass
@@ -72,6 +120,13 @@ class Augment:
         Largest standard deviation of added Gaussian noise (0-1 units).
     brightness : float
         Brightness multiplied by a factor in ``1 +- brightness``.
+    pad : {"reflection", "sky"}
+        What fills the view where it reaches past the input field (a zoom
+        out beyond the field): ``"reflection"`` mirrors the image (fine for
+        small jitters, but a strong zoom-out then shows mirrored copies of the
+        galaxy), ``"sky"`` fills with each image's own background: the median
+        of its border pixels plus Gaussian noise of the border's spread, as a
+        larger cutout of empty sky would look.
     """
 
     out_size: int = 64
@@ -84,6 +139,11 @@ class Augment:
     blur_prob: float = 0.5
     noise: float = 0.03
     brightness: float = 0.15
+    pad: str = "reflection"
+
+    def __post_init__(self) -> None:
+        if self.pad not in ("reflection", "sky"):
+            raise ValueError(f"pad must be 'reflection' or 'sky', got {self.pad!r}")
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Return ``(N, 3, out_size, out_size)`` float32 in [0, 1]."""
@@ -109,7 +169,10 @@ class Augment:
         grid = F.affine_grid(theta, (n, 3, self.out_size, self.out_size), align_corners=False)
         # Shrinking 80 -> 64 px (or more) without antialiasing would alias; the
         # source images are already smooth at this scale, bilinear is enough.
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        if self.pad == "sky":
+            x = sky_sample(x, grid, generator)
+        else:
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
         # --- PSF: Gaussian blur with a per-image sigma (grouped convolution)
         if self.blur_sigma[1] > 0 and self.blur_prob > 0:

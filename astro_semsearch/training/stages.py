@@ -10,10 +10,10 @@ from torch import nn
 
 from .._io import progress
 from .data import seed_for
-from .losses import clip_loss, nt_xent
+from .losses import clip_loss, concept_loss, nt_xent
 
-__all__ = ["ssl_head", "ssl_optimizer", "align_optimizer", "run_ssl_epoch", "run_align_epoch", "AlignData", "symbol_term",
-           "schedule"]
+__all__ = ["ssl_head", "ssl_optimizer", "align_optimizer", "run_ssl_epoch", "run_align_epoch", "AlignData",
+           "ConceptTerm", "symbol_term", "schedule", "sampling_weights"]
 
 
 def schedule(step: int, total: int, warmup: int) -> float:
@@ -32,15 +32,20 @@ def _ssl_params(model, head):
     return list(model.image_encoder.parameters()) + list(head.parameters())
 
 
-def align_optimizer(model, cfg):
+def align_optimizer(model, cfg, extra: nn.Module | None = None):
+    """AdamW over the encoder, the heads and the temperature; ``extra``: training-only parameters (the
+    concept loss's temperature), at the heads' rate without weight decay."""
     a = cfg["align"]
     enc = list(model.image_encoder.parameters())
     heads = list(model.image_head.parameters()) + list(model.text_head.parameters())
-    return torch.optim.AdamW([
+    groups = [
         {"params": enc, "lr": a["encoder_lr"], "base_lr": a["encoder_lr"]},
         {"params": heads, "lr": a["lr"], "base_lr": a["lr"]},
         {"params": [model.logit_scale], "lr": a["lr"], "base_lr": a["lr"], "weight_decay": 0.0},
-    ], weight_decay=a["weight_decay"])
+    ]
+    if extra is not None:
+        groups.append({"params": list(extra.parameters()), "lr": a["lr"], "base_lr": a["lr"], "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, weight_decay=a["weight_decay"])
 
 
 def ssl_optimizer(model, head, cfg):
@@ -80,17 +85,63 @@ def run_ssl_epoch(model, head, optim, images, cfg, epoch, device, aug, total_ste
     return float(np.mean(losses)) if losses else float("nan"), nb * bs * 2
 
 
-class AlignData:
-    """Everything stage 2 samples from: images, caption ids per galaxy, lens bank."""
+class ConceptTerm(nn.Module):
+    """The concept loss's data and its one trained parameter (a temperature), for `run_align_epoch`.
 
-    def __init__(self, images, caption_lists, strings, feats, lens=None, symbols=None):
+    Parameters
+    ----------
+    targets : torch.Tensor
+        ``(N, K)`` relevance of every alignment galaxy for every concept
+        (`~astro_semsearch.training.concepts.concept_targets`; NaN unknown).
+    concept_ids : list of numpy.ndarray
+        Per concept, the caption-string ids of its wordings (one is drawn per step).
+    lens_concept : int
+        Column of the "lens" concept: a simulated lens is relevant (1) for it
+        and unknown for every other concept.
+    temperature : float
+        Initial softmax temperature of the concept loss (trained, within 0.01-1).
+    """
+
+    def __init__(self, targets: torch.Tensor, concept_ids: list, lens_concept: int, temperature: float = 0.05):
+        super().__init__()
+        self.targets, self.concept_ids, self.lens_concept = targets, concept_ids, int(lens_concept)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.clamp(0.0, math.log(100.0)).exp()
+
+
+def sampling_weights(targets: torch.Tensor, rare: list[int], voted_weight: float, rare_boost: float) -> torch.Tensor:
+    """Per-image sampling weights of the ``"weighted"`` sampler.
+
+    ``1`` for a galaxy without votes, ``voted_weight`` with votes, plus
+    ``rare_boost`` times its largest relevance among the ``rare`` concept
+    columns, so rings, lenses, mergers and dust lanes appear in many batches.
+
+    >>> t = torch.tensor([[float("nan"), float("nan")], [0.0, 0.1], [0.0, 0.9]])
+    >>> sampling_weights(t, [1], voted_weight=3.0, rare_boost=10.0).tolist()
+    [1.0, 4.0, 12.0]
+    """
+    voted = torch.isfinite(targets).any(1)
+    r = torch.nan_to_num(targets[:, rare], nan=0.0).max(1).values if rare else torch.zeros(len(targets))
+    return torch.where(voted, float(voted_weight), 1.0) + float(rare_boost) * r
+
+
+class AlignData:
+    """Everything stage 2 samples from: images, caption ids per galaxy, lens bank, concept term, sampler."""
+
+    def __init__(self, images, caption_lists, strings, feats, lens=None, symbols=None, concepts=None,
+                 weights=None):
         self.images = images                  # (N, S, S, 3) uint8, galaxies with captions
         self.caption_lists = caption_lists    # list of lists of caption ids
         self.strings = strings
         self.feats = torch.from_numpy(feats)  # (U, 384)
         self.lens = lens                      # None or dict(hosts, arcs, caption_ids, injector)
         self.symbols = symbols                # None or _symbol_bank(...)
+        self.concepts = concepts              # None or ConceptTerm
+        self.weights = weights                # None (each galaxy once per epoch) or (N,) sampling weights
         self.last_symbol_loss = float("nan")  # mean symbol term of the last epoch (for the log)
+        self.last_concept_loss = float("nan")
 
 
 def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, total_steps, step0):
@@ -100,8 +151,15 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
     seed = seed_for(cfg["train"]["seed"], "align", epoch)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    perm = torch.randperm(n, generator=gen).numpy()
+    if data.weights is not None:  # rare kinds drawn more often (with replacement), as many draws per epoch
+        perm = torch.multinomial(data.weights, n, replacement=True, generator=gen).numpy()
+    else:
+        perm = torch.randperm(n, generator=gen).numpy()
     nb = n // bs
+    con = data.concepts
+    w_con = float(a.get("concept_weight", 0.0)) if con is not None else 0.0
+    gain_power = float(a.get("concept_gain_power", 1.0))
+    con_losses = []
     model.train()
     warm = int(cfg["train"]["warmup_fraction"] * total_steps)
     p_lens = float(a.get("lens_probability", 0.0)) if data.lens is not None else 0.0
@@ -130,6 +188,18 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
         scale = model.clamped_logit_scale().exp()
         zi, zt = model.encode_image_tensor(x), model.encode_text_features(t)
         loss = clip_loss(zi, zt, scale, cid)
+        if w_con > 0:
+            # One wording of every concept must rank the batch by that concept's relevance.
+            tg = con.targets[idx].clone()
+            if len(swap):  # a simulated lens: relevant for "lens", unknown for everything else
+                tg[swap] = float("nan")
+                if con.lens_concept >= 0:
+                    tg[swap, con.lens_concept] = 1.0
+            words = np.array([ids[rng.integers(len(ids))] for ids in con.concept_ids])
+            zc = model.encode_text_features(data.feats[words].to(device))
+            c_loss = concept_loss(zi, zc, tg.to(device), con.scale(), gain_power)
+            loss = loss + w_con * c_loss
+            con_losses.append(c_loss.item())
         if w_sym > 0:
             loss = loss + w_sym * symbol_term(model, sym, idx, swap, zi, zt, scale, sc, rng, gen, aug, device,
                                                sym_losses)
@@ -139,6 +209,7 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{model.temperature:.3f}")
     data.last_symbol_loss = float(np.mean(sym_losses)) if sym_losses else float("nan")
+    data.last_concept_loss = float(np.mean(con_losses)) if con_losses else float("nan")
     return float(np.mean(losses)) if losses else float("nan"), nb * bs
 
 

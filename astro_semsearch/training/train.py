@@ -14,7 +14,15 @@ Two stages, both contrastive:
    replaced by a real smooth galaxy with a simulated lensed arc injected
    (`astro_semsearch.lensing`) and a lens caption, because the data
    hold no real strong lenses. In-batch pairs sharing a caption string are
-   not used as negatives (they are not wrong matches).
+   not used as negatives (they are not wrong matches). With ``[align]
+   concept_weight`` > 0 a second, *listwise* term
+   (`~astro_semsearch.training.losses.concept_loss`) makes one wording of
+   every Galaxy Zoo concept (`astro_semsearch.training.concepts`: every
+   answer and the Hubble types, in one-word, short, long and Hubble-type
+   forms) rank the batch's galaxies by that concept's vote fraction, so that
+   every way of asking for a class points where the class grows in the
+   image embedding. ``sampler = "weighted"`` draws galaxies with votes, and
+   the rare kinds (rings, lenses, mergers, dust lanes...), more often.
 
    Optionally (``[symbols] enabled = true``, GalaxAlign's three-way
    alignment), a schematic symbol drawn for each galaxy's Galaxy Zoo label
@@ -63,11 +71,13 @@ from ..model import GalaxyModel, minilm_sha256
 from .augment import Augment, center_crop
 from .card import model_card
 from .checkpoints import Checkpoints
+from .concepts import held_out_texts
 from .config import load_config
 from .data import embed_captions, get_captioner, init_model, lens_bank, preload, seed_for, symbol_bank, train_table
 from .losses import clip_loss, nt_xent
 from .monitor import make_monitor, mini_search_loose_accuracy
-from .stages import AlignData, align_optimizer, run_align_epoch, run_ssl_epoch, ssl_head, ssl_optimizer
+from .stages import (AlignData, ConceptTerm, align_optimizer, run_align_epoch, run_ssl_epoch, sampling_weights, ssl_head,
+                     ssl_optimizer)
 
 __all__ = ["train", "load_config", "mini_search_loose_accuracy", "nt_xent", "clip_loss"]
 
@@ -120,6 +130,20 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
     return run.finish()
 
 
+def _concepts(a: dict) -> tuple:
+    """The concepts ``[align] concepts`` names (default: all of `~astro_semsearch.training.concepts.CONCEPTS`)."""
+    from .concepts import CONCEPTS
+
+    wanted = a.get("concepts")
+    if wanted is None:
+        return CONCEPTS
+    known = {c.id: c for c in CONCEPTS}
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise InvalidInputError(f"[align] concepts has unknown ids {unknown}; known: {sorted(known)}")
+    return tuple(known[c] for c in wanted)
+
+
 class _Run:
     """One training run: its data, model, log and checkpoints, stage by stage."""
 
@@ -152,6 +176,9 @@ class _Run:
                     "n_align_images": int(self.keep.sum()), "n_unique_captions": len(self.strings),
                     "torch": torch.__version__, "platform": platform.platform(),
                     "threads": torch.get_num_threads()}
+        if self.concepts is not None:
+            self.log["concepts"] = {"n": len(self.concept_ids), "n_strings": int(sum(len(v) for v in self.concept_ids)),
+                                    "n_with_targets": int(torch.isfinite(self.concepts.targets).any(1).sum())}
         if self.init is not None:
             self.log["init_model"] = {"path": str(cfg["train"]["init_model"]), "name": self.init.name,
                                       "sha256": self.init.fingerprint}
@@ -183,22 +210,60 @@ class _Run:
         return model, init
 
     def _captions(self) -> None:
-        """Captions per galaxy (needed for the step count of stage 2 even when resuming)."""
+        """Captions per galaxy and concept wordings (needed for the step count of stage 2 even when resuming).
+
+        Every string an evaluation asks for (`~astro_semsearch.training.concepts.held_out_texts`) is
+        kept out of the captions and concept wordings; ``caption_strings.txt`` in the run
+        directory lists every training string, one a line, so anyone can check a query's overlap.
+        """
+        a = self.cfg["align"]
         captioner, caption_table, lens_captions = get_captioner()
         rng = np.random.default_rng(seed_for(self.seed, "captions"))
-        per_obj = caption_table(self.table, captioner, int(self.cfg["align"]["captions_per_object"]), self.seed)
+        per_obj = caption_table(self.table, captioner, int(a["captions_per_object"]), self.seed)
+        use_concepts = float(a.get("concept_weight", 0)) > 0
+        n_concept_caps = int(a.get("concept_captions_per_object", 0))
+        concept_strs: list[list[str]] = []
+        concepts = _concepts(a)
+        exclude = held_out_texts()
+        if use_concepts or n_concept_caps > 0:
+            from .concepts import ConceptCaptioner, concept_strings
+
+            if n_concept_caps > 0:
+                extra = caption_table(self.table, ConceptCaptioner(concepts, exclude=exclude), n_concept_caps,
+                                      self.seed + 1)
+                per_obj = [x + y for x, y in zip(per_obj, extra)]
+            if use_concepts:
+                concept_strs = [concept_strings(c, exclude) for c in concepts]
+        # No evaluated query is ever a verbatim training string, whichever captioner wrote it.
+        held = {t.lower() for t in exclude}
+        per_obj = [[c for c in caps if c.lower() not in held] for caps in per_obj]
         self.keep = np.array([len(c) > 0 for c in per_obj], dtype=bool)
-        self.lens_caps = list(lens_captions(rng, int(self.cfg["align"].get("n_lens_captions", 64))))
-        self.strings = sorted({c for caps in per_obj for c in caps} | set(self.lens_caps))
+        self.lens_caps = [c for c in lens_captions(rng, int(a.get("n_lens_captions", 64))) if c.lower() not in held]
+        self.strings = sorted({c for caps in per_obj for c in caps} | set(self.lens_caps)
+                              | {x for v in concept_strs for x in v})
         self.sid = {s: i for i, s in enumerate(self.strings)}
         self.caption_lists = [[self.sid[c] for c in caps] for caps, k in zip(per_obj, self.keep) if k]
+        self.concept_ids = [np.array([self.sid[x] for x in v], dtype=np.int64) for v in concept_strs]
+        atomic_write_bytes(self.out / "caption_strings.txt", ("\n".join(self.strings) + "\n").encode())
+        self.concepts = None
+        if use_concepts:
+            from .concepts import concept_targets
+
+            targets = torch.from_numpy(concept_targets(self.table, concepts)[self.keep])
+            ids = [c.id for c in concepts]
+            self.concepts = ConceptTerm(targets, self.concept_ids, ids.index("lens") if "lens" in ids else -1,
+                                        float(a.get("concept_temperature", 0.05))).to(self.dev)
+
+    def _modules(self) -> dict:
+        """What a checkpoint holds (the concept term's temperature too, when there is one)."""
+        return {"model": self.model, "ssl_head": self.head, **({"concepts": self.concepts} if self.concepts else {})}
 
     def resume(self, resume: bool) -> None:
         """Continue from the last complete checkpoint, if asked and there is one."""
         self.latest = self.ckpts.latest() if resume else None
         if self.latest is None:
             return
-        state = Checkpoints.load(self.latest, {"model": self.model, "ssl_head": self.head}, self.dev)
+        state = Checkpoints.load(self.latest, self._modules(), self.dev)
         if state.get("config") != json.loads(json.dumps(self.cfg, default=str)):
             warnings.warn("resuming a run whose checkpoint was written with a different config", stacklevel=3)
         self.done = int(state["epochs_done"])
@@ -223,7 +288,7 @@ class _Run:
         self._watch(entry)
         self.log["epochs"].append(entry)
         self.done = done
-        self.ckpts.save(done, {"model": self.model, "ssl_head": self.head}, optim,
+        self.ckpts.save(done, self._modules(), optim,
                         {"epochs_done": done, "config": self.cfg, "log_epochs": self.log["epochs"]})
         _json_dump(self.out / "training_log.json", self.log)
         _write_metrics(self.out, self.log["epochs"])
@@ -256,6 +321,7 @@ class _Run:
 
     def _align_data(self) -> AlignData:
         cfg = self.cfg
+        a = cfg["align"]
         feats = embed_captions(self.strings, self.out, self.dev)
         lens = None
         if float(cfg["align"].get("lens_probability", 0)) > 0:
@@ -268,17 +334,31 @@ class _Run:
                 self.log["symbols"] = {"classes": len(symbols["keys"]), "variants": int(symbols["bank"].shape[1]),
                                        "n_with_symbol": int((symbols["key_of"] >= 0).sum()),
                                        "seconds": time.time() - t0}
-        return AlignData(self.images[self.keep], self.caption_lists, self.strings, feats, lens, symbols)
+        weights = None
+        if a.get("sampler", "uniform") == "weighted":
+            from .concepts import RARE_CONCEPTS, concept_targets
+
+            concepts = _concepts(a)
+            targets = torch.from_numpy(concept_targets(self.table, concepts)[self.keep])
+            rare = [i for i, c in enumerate(concepts) if c.id in a.get("rare_concepts", RARE_CONCEPTS)]
+            weights = sampling_weights(targets, rare, float(a.get("voted_weight", 1.0)), float(a.get("rare_boost", 0.0)))
+        elif a.get("sampler", "uniform") != "uniform":
+            raise InvalidInputError(f"[align] sampler must be 'uniform' or 'weighted', got {a['sampler']!r}")
+        return AlignData(self.images[self.keep], self.caption_lists, self.strings, feats, lens, symbols,
+                         concepts=self.concepts, weights=weights)
 
     def stage_align(self) -> None:
         """Stage 2: image <-> caption alignment."""
         if self.done >= self.ssl_epochs + self.align_epochs:
             return
         data = self._align_data()
-        # Alignment uses milder views: the caption describes the galaxy as framed.
-        aug = self._augment(scale=(0.9, 1.12), shift=0.04, blur_sigma=(0.0, 0.8), blur_prob=0.3, noise=0.02,
-                            brightness=0.1)
-        optim = align_optimizer(self.model, self.cfg)
+        # Alignment uses milder views than SimCLR (the caption describes the galaxy as framed), but its
+        # zoom range ([align] aug_scale, sky padding past the field) teaches framing robustness.
+        a = self.cfg["align"]
+        aug = self._augment(scale=tuple(a.get("aug_scale", (0.9, 1.12))), shift=float(a.get("aug_shift", 0.04)),
+                            blur_sigma=(0.0, 0.8), blur_prob=0.3, noise=0.02, brightness=0.1,
+                            pad=str(a.get("aug_pad", "reflection")))
+        optim = align_optimizer(self.model, self.cfg, self.concepts)
         if self.latest is not None and self.done > self.ssl_epochs:
             Checkpoints.load_optimizer(self.latest, optim, self.dev)
         steps_per = max(1, len(data.images) // min(int(self.cfg["align"]["batch_size"]), len(data.images)))
@@ -293,6 +373,9 @@ class _Run:
             if data.symbols is not None:
                 entry["symbol_loss"] = data.last_symbol_loss
                 extra = f" (symbol term {data.last_symbol_loss:.4f})"
+            if data.concepts is not None:
+                entry["concept_loss"] = data.last_concept_loss
+                extra += f" (concept term {data.last_concept_loss:.4f})"
             print(f"align epoch {epoch + 1}/{self.align_epochs}: loss {loss:.4f}{extra}, {dt:.0f} s, "
                   f"{n_img / max(dt, 1e-9):.0f} img/s, T={self.model.temperature:.4f}")
             self._end_epoch(entry, self.ssl_epochs + epoch + 1, optim)
