@@ -26,6 +26,17 @@ def model_card(cfg: dict, log: dict, model) -> str:
     if log.get("symbols"):
         notes += (f"\nSchematic symbols aligned with images and captions (weight {cfg['symbols']['weight']}, "
                   f"{log['symbols']['classes']} symbol classes, {log['symbols']['variants']} variants each).")
+    a = cfg["align"]
+    if log.get("concepts"):
+        c = log["concepts"]
+        notes += (f"\nConcept loss (weight {a.get('concept_weight')}, gain power {a.get('concept_gain_power', 1.0)}): "
+                  f"{c['n']} Galaxy Zoo concepts, {c['n_strings']} wordings, {c['n_with_targets']} galaxies with "
+                  "relevances (`astro_semsearch.training.concepts`).")
+    if a.get("sampler", "uniform") != "uniform":
+        notes += (f"\nSampler: {a['sampler']} (voted x{a.get('voted_weight', 1.0)}, rare boost "
+                  f"{a.get('rare_boost', 0.0)}).")
+    if tuple(a.get("aug_scale", (0.9, 1.12))) != (0.9, 1.12):
+        notes += f"\nAlignment zoom {a['aug_scale'][0]}-{a['aug_scale'][1]}x, padding: {a.get('aug_pad', 'reflection')}."
     mon = [e for e in log["epochs"] if "loose_acc" in e]
     if mon:
         notes += (f"\nTraining monitor after the last epoch: {log['monitor']['metric']} on "
@@ -60,10 +71,14 @@ An aligned image-text embedding model for galaxy images: `embed_images` and
   Kaggle terms: use for training and evaluation). This model was trained on data from the Sloan
   Digital Sky Survey (SDSS) and classifications by Galaxy Zoo volunteers; acknowledge SDSS and
   Galaxy Zoo 2 (Willett et al. 2013) when you use it.
-- Strong lenses: no real lens images; arcs simulated with lenstronomy (SIE lens, Sersic source)
-  were injected into smooth galaxies ({100 * cfg['align']['lens_probability']:.1f}% of alignment samples).
+- Strong lenses: no real lens images; arcs simulated with lenstronomy (`astro_semsearch.lensing.ArcInjector`:
+  SIE + shear lens, Einstein radii in arcsec for each host's pixel scale, Sersic sources) were injected into
+  smooth galaxies ({100 * cfg['align']['lens_probability']:.1f}% of alignment samples; arcs fainter than
+  {cfg['align'].get('lens_min_contrast', 0)} x the median host light under them dropped).
 - Captions: generated from the vote fractions by `astro_semsearch.training.captions`
-  ({cfg['align']['captions_per_object']} per galaxy, {log.get('n_unique_captions', 'n/a')} unique strings).
+  ({cfg['align']['captions_per_object']} per galaxy) and from the concepts
+  ({cfg['align'].get('concept_captions_per_object', 0)} per galaxy); {log.get('n_unique_captions', 'n/a')} unique
+  strings, none of them a query of the evaluation sets (`caption_strings.txt` in the run directory).
 
 ## Training
 Command: `astro-semsearch train --config astro_semsearch/training/default_config.toml --out DIR`
@@ -86,8 +101,8 @@ image-similarity search and random ranking) on the validation split.
   partly lost; rare classes (rings, lenses, mergers, dust lanes) are learned from few examples
   and are the least reliable.
 - The strong-lens concept was learned from simulated arcs only.
-- Captions come from volunteer vote fractions; their biases carry over. Negations
-  ("not a spiral") are not understood; use the `negative=` option of search instead.
+- Captions come from volunteer vote fractions; their biases carry over. The model itself does not
+  understand negations ("not a spiral"): `semantic_search` parses them into `negative=` terms.
 """
 
 

@@ -1,11 +1,12 @@
 """Give a trained model its text bank and the thresholds of the match verdict (NoGoodMatchWarning).
 
-    python data/recipes/calibrate_scores.py MODEL_DIR --data GZ2_DIR [--max-bank 8000]
+    python data/recipes/calibrate_scores.py MODEL_DIR --data GZ2_DIR [--max-bank 4000]
 
-1. The text bank: the MiniLM features of the phrases the model was trained
-   on (the training captioner's captions of the train split, and the lens
-   captions), deduplicated, at most ``--max-bank`` of them (a seeded random
-   subset), stored as float16 in ``text_bank.safetensors``.
+1. The text bank: the MiniLM features of phrases of the kind the model was
+   trained on (every concept wording, and a seeded random subset of the
+   training captioner's captions of the train split and the lens captions),
+   at most ``--max-bank`` of them, stored as float16 in
+   ``text_bank.safetensors``.
 2. ``min_text_similarity``: a query whose best similarity to the bank is below
    it is flagged as unlike anything the model knows. It is halfway between
    the 90th percentile of the off-topic calibration phrases and the 2nd
@@ -30,23 +31,39 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def bank_phrases(gz2_root: str, seed: int = 0) -> list[str]:
+def bank_phrases(gz2_root: str, seed: int = 0, max_bank: int = 4000) -> list[str]:
+    """The phrases of the text bank: every concept wording, then training captions up to ``max_bank``.
+
+    The concept wordings (`astro_semsearch.training.concepts.CONCEPTS`, one
+    word to a sentence each) are all kept: they are the vocabulary an
+    astronomer types. The rest is a seeded random subset of the training
+    captioner's captions of the train split and the lens captions. No phrase
+    an evaluation asks for is in the bank (`held_out_texts`), as in training.
+    """
     from astro_semsearch.datasets import load_gz2, split_of
+    from astro_semsearch.training.concepts import CONCEPTS, held_out_texts
     from astro_semsearch.training.data import get_captioner
 
+    held = {t.lower() for t in held_out_texts()}
+    words = sorted({w for c in CONCEPTS for w in c.words if w.lower() not in held})
     captioner, caption_table, lens_captions = get_captioner()
     table = load_gz2(gz2_root)
     table = table[np.array([split_of(g) == "train" for g in table["galaxy_id"]])]
     caps = caption_table(table, captioner, 2, seed)
-    phrases = {c for cs in caps for c in cs} | set(lens_captions(np.random.default_rng(seed), 64))
-    return sorted(phrases)
+    rest = sorted(({c for cs in caps for c in cs} | set(lens_captions(np.random.default_rng(seed), 64)))
+                  - set(words))
+    rest = [c for c in rest if c.lower() not in held]
+    n_rest = max(0, max_bank - len(words))
+    if len(rest) > n_rest:
+        rest = [rest[i] for i in np.sort(np.random.default_rng(seed).choice(len(rest), n_rest, replace=False))]
+    return words + rest
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="model directory (written in place)")
     p.add_argument("--data", required=True, help="Galaxy Zoo 2 directory (labels.csv + images/)")
-    p.add_argument("--max-bank", type=int, default=8000)
+    p.add_argument("--max-bank", type=int, default=4000, help="phrases in the bank (float16, 768 bytes each)")
     p.add_argument("--flag-at-most", type=float, default=0.02, help="the on-topic percentile the threshold sits under")
     args = p.parse_args(argv)
 
@@ -54,10 +71,7 @@ def main(argv=None) -> int:
     from astro_semsearch.model import GalaxyModel, encode_sentences
 
     model = GalaxyModel.load(args.model)
-    phrases = bank_phrases(args.data)
-    if len(phrases) > args.max_bank:
-        keep = np.sort(np.random.default_rng(0).choice(len(phrases), args.max_bank, replace=False))
-        phrases = [phrases[i] for i in keep]
+    phrases = bank_phrases(args.data, max_bank=args.max_bank)
     model.text_bank = encode_sentences(phrases, batch_size=256, progress=True).astype(np.float16)
     with open(HERE / "calibration_phrases.toml", "rb") as f:
         cal = tomllib.load(f)
