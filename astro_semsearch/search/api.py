@@ -139,7 +139,8 @@ def semantic_search(
         rerank_top_n = check_int(rerank_top_n, "rerank_top_n")
     index = open_index(index)
     rows_in = region_rows(index, region)
-    model = resolve_model(model, index)
+    # A text-only query needs only the model's text side (no torch with the ONNX text backend).
+    model = resolve_model(model, index, text_only=like is None and reranker is None)
     like_vec = like_desc = like_id = None
     if like is not None:
         target = resolve_target(like, index, lambda: model, 1 * u.arcsec)
@@ -157,6 +158,8 @@ def semantic_search(
     meta = {"function": "semantic_search", **q.to_meta(), "k": k,
             "min_separation_arcsec": None if min_sep is None else float(min_sep.value),
             "model": model_provenance(index, model), "index": index_provenance(index)}
+    if getattr(model, "text_backend", None):  # what ran MiniLM for this query: "torch" or "onnx"
+        meta["model"]["text_backend"] = model.text_backend
     table = result_table(index, scores, rows, meta, q.vector)
     _match(table, model, q)
     if reranker is not None and len(table):
