@@ -23,6 +23,7 @@ from astropy.table import Table
 from .._io import atomic_directory, read_json, sha256_file
 from ..exceptions import IndexIntegrityError
 from .kinds import faiss, set_search_knobs
+from .mapped import open_vectors, sequential_reads
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_FILE", "write_index", "read_index", "read_manifest", "decode_bytes_columns",
            "new_manifest", "model_record"]
@@ -114,10 +115,11 @@ def write_index(directory: str | os.PathLike, faiss_index, vector_parts, table: 
                                         shape=(ntotal, int(faiss_index.d)))
         start = 0
         for part in vector_parts:
-            for s in range(0, len(part), 1 << 18):
-                block = np.asarray(part[s : s + (1 << 18)], dtype=np.float32)
-                out[start : start + len(block)] = block
-                start += len(block)
+            with sequential_reads(part):  # one pass over all rows: let the kernel read ahead
+                for s in range(0, len(part), 1 << 18):
+                    block = np.asarray(part[s : s + (1 << 18)], dtype=np.float32)
+                    out[start : start + len(block)] = block
+                    start += len(block)
         out.flush()
         del out
         table = table.copy(copy_data=False)
@@ -186,7 +188,9 @@ def read_index(directory: str | os.PathLike, *, mmap: bool = True, verify: bool 
     except RuntimeError as exc:
         raise IndexIntegrityError(f"FAISS cannot read {directory / INDEX_FILE}: {str(exc).strip()}") from None
     try:
-        vectors = np.load(directory / VECTORS_FILE, mmap_mode="r" if mmap else None, allow_pickle=False)
+        # Memory-mapped for random access (see astro_semsearch.index.mapped): searches read scattered rows.
+        vectors = (open_vectors(directory / VECTORS_FILE) if mmap
+                   else np.load(directory / VECTORS_FILE, allow_pickle=False))
     except (ValueError, OSError) as exc:
         raise IndexIntegrityError(f"cannot read {directory / VECTORS_FILE}: {exc}") from None
     table = _read_catalog(directory / CATALOG_FILE, mmap)
