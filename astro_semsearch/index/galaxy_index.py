@@ -267,7 +267,9 @@ class GalaxyIndex(BackgroundSample):
         this reads just the requested rows.
         """
         sel = self._rows(rows)
-        return decode_bytes_columns(Table(self.table[sel], copy=True))
+        # Rows picked by number are already a copy; a slice would be a view of the catalogue.
+        part = self.table[sel]
+        return decode_bytes_columns(part.copy() if isinstance(sel, slice) else part)
 
     def object_ids(self, rows=None) -> np.ndarray:
         """``object_id`` of the given rows (all if None) as a ``str`` array."""

@@ -14,8 +14,8 @@ the MiniLM sha256, the torch/transformers/onnx versions and opset it was
 made with, and the largest disagreement with torch measured on export). The
 key is a hash of exactly those inputs, so a new MiniLM or a new torch gets a
 new export. The directory is written under a temporary name and renamed
-into place, so another process sees all of it or nothing; two processes
-exporting at once both finish, and the first rename wins. Every load checks
+into place, so another process sees all of it or nothing; exports take a
+file lock, so two processes asking at once export once. Every load checks
 the file's sha256 against ``export.json``; a corrupt file is exported again.
 
 Threads
@@ -27,6 +27,7 @@ thread costs more than it saves, on busy cores most of all. Longer lists
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -40,7 +41,7 @@ import time
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
@@ -55,7 +56,7 @@ __all__ = ["available", "is_prepared", "encoder_dir", "prepare_text_encoder", "e
 log = logging.getLogger(__name__)
 
 #: Version of what `prepare_text_encoder` writes (part of the cache key).
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 OPSET = 17
 ONNX_FILE = "minilm.onnx"
 META_FILE = "export.json"
@@ -76,7 +77,7 @@ _TOKENIZERS: dict[int, object] = {}
 @functools.lru_cache(maxsize=None)
 def available() -> bool:
     """True when onnxruntime is installed (found without importing it; looked up once per process)."""
-    return importlib.util.find_spec("onnxruntime") is not None
+    return _installed("onnxruntime")
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,9 +99,15 @@ def encoder_dir() -> Path:
     """The cache directory of the export that matches the installed MiniLM, torch and transformers."""
     from astropy.config.paths import get_cache_dir_path
 
-    inputs = _inputs()
-    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
-    return get_cache_dir_path() / "astro_semsearch" / "text-encoder" / f"minilm-{inputs['minilm_sha256'][:12]}-{key}"
+    return get_cache_dir_path() / "astro_semsearch" / "text-encoder" / _key(tuple(sorted(_inputs().items())))
+
+
+@functools.lru_cache(maxsize=8)
+def _key(inputs: tuple) -> str:
+    """The directory name for these inputs (remembered: every query asks for it)."""
+    values = dict(inputs)
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    return f"minilm-{values['minilm_sha256'][:12]}-{digest}"
 
 
 def is_prepared() -> bool:
@@ -161,21 +168,48 @@ def prepare_text_encoder(force: bool = False) -> Path:
     ModelLoadError
         The export failed, or ONNX Runtime disagrees with torch (cosine below 0.9999).
     """
-    for name in ("onnxruntime", "onnx"):
-        if importlib.util.find_spec(name) is None:
-            raise MissingDependencyError(f"preparing the ONNX text encoder needs {name}: "
-                                         "pip install \"astro_semsearch[fast]\"")
+    missing = [name for name in ("onnxruntime", "onnx") if not _installed(name)]
+    if missing:
+        raise MissingDependencyError(f"preparing the ONNX text encoder needs {' and '.join(missing)}: "
+                                     "pip install \"astro_semsearch[fast]\"")
     directory = encoder_dir()
-    if not force:
-        try:
-            _read_verified(directory)
-            return directory
-        except _Corrupt as err:
-            if directory.exists():
-                warnings.warn(f"{err}; exporting it again", AstropyUserWarning, stacklevel=2)
-    _discard(directory)
-    _export(directory)
+    with _export_lock(directory):
+        # Checked again under the lock: another process may have just made (or repaired) it.
+        if not force:
+            try:
+                _read_verified(directory)
+                return directory
+            except _Corrupt as err:
+                if directory.exists():
+                    warnings.warn(f"{err}; exporting it again", AstropyUserWarning, stacklevel=2)
+        _discard(directory)
+        _export(directory)
     return directory
+
+
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+@contextlib.contextmanager
+def _export_lock(final: Path) -> Iterator[None]:
+    """Serialise exports between processes (an advisory POSIX file lock); loading never takes it.
+
+    Without ``fcntl`` (Windows) two processes may both export; the rename in
+    `_export` still lets every reader see a whole directory or none.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(final.parent / f".{final.name}.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _export(final: Path) -> None:
@@ -209,10 +243,11 @@ def _export(final: Path) -> None:
             torch.onnx.export(Hidden(eager), tuple(enc[n] for n in INPUTS), str(tmp / ONNX_FILE),
                               input_names=list(INPUTS), output_names=["last_hidden_state"], dynamic_axes=axes,
                               opset_version=OPSET, do_constant_folding=True, dynamo=False)
+        fused = _fuse(tmp / ONNX_FILE)
         data = (tmp / ONNX_FILE).read_bytes()
         gap = _agreement(data, tok)
         meta = {**_inputs(), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                "min_cosine_vs_torch": gap, "onnxruntime": _version("onnxruntime"),
+                "min_cosine_vs_torch": gap, "onnxruntime": _version("onnxruntime"), "fused": fused,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "export_seconds": round(time.perf_counter() - t0, 1)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -232,6 +267,26 @@ def _export(final: Path) -> None:
             raise
         raise ModelLoadError(f"exporting MiniLM for ONNX Runtime failed: {err}") from err
     log.info("exported MiniLM for ONNX Runtime in %.1f s", time.perf_counter() - t0)
+
+
+def _fuse(path: Path) -> bool:
+    """Rewrite the exported graph with ONNX Runtime's BERT fusions (attention, layer norms, GELU) in place.
+
+    About 15% faster for one short query. The fused operators are ONNX
+    Runtime's own, which is the only runtime that reads the file. If the
+    optimiser is missing or fails, the plain export is kept (False).
+    """
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fused = optimize_model(str(path), model_type="bert", num_heads=12, hidden_size=TEXT_DIM, opt_level=0)
+            fused.save_model_to_file(str(path))
+    except Exception as err:  # noqa: BLE001 - an optional speed-up; the plain graph is correct
+        log.info("ONNX Runtime's BERT fusions were not applied (%s); keeping the plain export", err)
+        return False
+    return True
 
 
 def _agreement(data: bytes, tok) -> float:
@@ -278,13 +333,11 @@ def _session(threads: int):
             return _SESSIONS[key]
         try:
             data, _ = _read_verified(directory)
-        except _Corrupt as err:
-            if directory.exists():
-                warnings.warn(f"{err}; exporting it again", AstropyUserWarning, stacklevel=4)
-            else:
+        except _Corrupt:
+            if not directory.exists():
                 log.info("no ONNX export of MiniLM yet; making it now (astro-semsearch prepare-text-encoder "
                          "does this ahead of time)")
-            prepare_text_encoder(force=directory.exists())
+            prepare_text_encoder()  # checks again under its lock; warns about a corrupt file and replaces it
             data, _ = _read_verified(directory)
         try:
             _SESSIONS[key] = _new_session(data, threads)

@@ -158,8 +158,9 @@ def semantic_search(
     meta = {"function": "semantic_search", **q.to_meta(), "k": k,
             "min_separation_arcsec": None if min_sep is None else float(min_sep.value),
             "model": model_provenance(index, model), "index": index_provenance(index)}
-    if getattr(model, "text_backend", None):  # what ran MiniLM for this query: "torch" or "onnx"
-        meta["model"]["text_backend"] = model.text_backend
+    backend = getattr(model, "text_backend", None)  # what ran MiniLM for this query: "torch" or "onnx"
+    if backend:
+        meta["model"]["text_backend"] = backend
     table = result_table(index, scores, rows, meta, q.vector)
     _match(table, model, q)
     if reranker is not None and len(table):

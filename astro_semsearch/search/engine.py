@@ -22,7 +22,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .._validate import check_angle
 from ..cutouts import viewer_urls
 from ..exceptions import InvalidInputError, InvalidTypeError
-from .results import as_results
+from .results import Results, as_results
 from .scores import background_scores, hit_statistics
 
 if TYPE_CHECKING:  # annotations only
@@ -211,7 +211,7 @@ def result_table(index: GalaxyIndex, scores, rows, meta: dict, qvec: np.ndarray 
     from .. import __version__
 
     cat = index.catalog(rows)
-    out = Table()
+    out = Results()  # built as the result class directly: converting a finished Table costs a copy of it
     out["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
     out["object_id"] = np.asarray(cat["object_id"]).astype(str)
     out["ra"] = Table.Column(np.asarray(cat["ra"], dtype=np.float64), unit=u.deg, format=".6f")
