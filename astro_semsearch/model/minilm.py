@@ -6,6 +6,7 @@ torch or transformers until `load_torch_minilm` is called.
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import sha256_file
+from .._io import atomic_write_bytes, read_json, sha256_file
 from ..exceptions import ModelLoadError
 
 __all__ = ["TEXT_MODEL_NAME", "TEXT_DIM", "minilm_dir", "minilm_sha256", "load_torch_minilm", "torch_backbone",
@@ -24,7 +25,7 @@ TEXT_DIM = 384
 
 _LOCK = threading.Lock()
 _BACKBONE: dict[str, Any] = {}
-_SHA_CACHE: dict[Path, tuple[tuple[int, int], str]] = {}
+_SHA_CACHE: dict[Path, tuple[tuple, str]] = {}
 
 
 def minilm_dir() -> Path:
@@ -41,20 +42,41 @@ def minilm_dir() -> Path:
 def minilm_sha256() -> str:
     """sha256 of the installed MiniLM ``model.safetensors`` (recorded in a model's config).
 
-    Remembered per process while the file's size and modification time stay
-    the same (hashing 90 MB is a noticeable part of a first search).
+    Hashing 90 MB takes a noticeable part of a first search, so the digest
+    is remembered, in memory and in astropy's cache directory
+    (``astro_semsearch/minilm-sha256.json``), together with the file's size,
+    modification time and inode: it is computed again whenever any of them
+    changes (as a reinstall does), the rule Python uses for its ``.pyc`` files.
     """
     path = minilm_dir() / "model.safetensors"
     st = os.stat(path)
-    stamp = (st.st_size, st.st_mtime_ns)
+    stamp = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
     with _LOCK:
         known = _SHA_CACHE.get(path)
     if known is not None and known[0] == stamp:
         return known[1]
-    digest = sha256_file(path)
+    record = _sha_record()
+    try:
+        remembered = read_json(record)
+    except (OSError, ValueError):  # none yet, or unreadable: hash the file
+        remembered = {}
+    if remembered.get("stamp") == list(stamp) and isinstance(remembered.get("sha256"), str):
+        digest = remembered["sha256"]
+    else:
+        digest = sha256_file(path)
+        try:
+            atomic_write_bytes(record, json.dumps({"stamp": list(stamp), "sha256": digest}).encode())
+        except OSError:  # a read-only cache: hash again next time
+            pass
     with _LOCK:
         _SHA_CACHE[path] = (stamp, digest)
     return digest
+
+
+def _sha_record() -> Path:
+    from astropy.config.paths import get_cache_dir_path
+
+    return get_cache_dir_path() / "astro_semsearch" / "minilm-sha256.json"
 
 
 def load_torch_minilm(**kwargs):

@@ -368,7 +368,8 @@ def encode(texts: Sequence[str], batch_size: int = 256, max_length: int = 64, pr
     names = {i.name for i in session.get_inputs()}
     out = np.empty((len(texts), TEXT_DIM), dtype=np.float32)
     starts = range(0, len(texts), batch_size)
-    for s in _progress(starts, desc="embed text", disable=not progress, total=len(starts)):
+    # tqdm is imported only for a bar: a first query should not pay for it.
+    for s in _progress(starts, desc="embed text", total=len(starts)) if progress else starts:
         batch = tok.encode_batch(list(texts[s:s + batch_size]))
         feeds = {"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
                  "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
