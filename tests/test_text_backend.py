@@ -387,3 +387,25 @@ def test_prepare_text_encoder_command(use_onnx, capsys):
     assert main(["prepare-text-encoder"]) == 0
     out = capsys.readouterr().out
     assert "minilm.onnx" in out and "text backend now: onnx" in out
+
+
+# ----------------------------------------------------------------------------- MiniLM's sha256
+def test_minilm_sha256_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    from astro_semsearch.model import minilm
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"first weights")
+    monkeypatch.setattr(minilm, "minilm_dir", lambda: tmp_path)
+    monkeypatch.setattr(minilm, "_SHA_CACHE", {})
+    hashed = []
+    real = minilm.sha256_file
+    monkeypatch.setattr(minilm, "sha256_file", lambda p: hashed.append(p) or real(p))
+    first = minilm.minilm_sha256()
+    assert first == hashlib.sha256(b"first weights").hexdigest() and len(hashed) == 1
+    monkeypatch.setattr(minilm, "_SHA_CACHE", {})  # a new process: the record in the cache is used
+    assert minilm.minilm_sha256() == first and len(hashed) == 1
+    weights.write_bytes(b"other weights!")  # a reinstall: new size, time (and usually inode)
+    assert minilm.minilm_sha256() == hashlib.sha256(b"other weights!").hexdigest() and len(hashed) == 2
+    minilm._sha_record().write_text("{not json")  # a damaged record is ignored
+    monkeypatch.setattr(minilm, "_SHA_CACHE", {})
+    assert minilm.minilm_sha256() == hashlib.sha256(b"other weights!").hexdigest() and len(hashed) == 3
