@@ -112,6 +112,22 @@ def test_backend_selection(use_onnx, monkeypatch):
         text_backend()
 
 
+def test_one_text_backend_keeps_the_first_answer(monkeypatch):
+    """Inside one search every text is encoded, and recorded, with the same backend."""
+    from astro_semsearch.model.text import one_text_backend
+
+    monkeypatch.setattr(onnx_text, "available", lambda: True)
+    with one_text_backend():
+        assert text_backend() == "torch"
+        with conf.set_temp("text_backend", "onnx"):
+            assert text_backend() == "torch"
+            assert text_backend("cuda") == "torch"
+    with conf.set_temp("text_backend", "onnx"):
+        assert text_backend() == "onnx"
+        with one_text_backend():
+            assert text_backend() == "onnx"
+
+
 def test_cache_key_includes_the_backend(monkeypatch):
     """Features remembered from one backend are not served for the other."""
     from astro_semsearch.model import text

@@ -28,9 +28,11 @@ imports them when it first runs.
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -39,8 +41,8 @@ from ..exceptions import MissingDependencyError
 from . import onnx_text
 from .minilm import TEXT_DIM, TEXT_MODEL_NAME, minilm_sha256, torch_backbone
 
-__all__ = ["encode_sentences", "clear_text_cache", "minilm_sha256", "text_backend", "prepare_text_encoder",
-           "TEXT_MODEL_NAME", "TEXT_DIM", "TEXT_BACKENDS"]
+__all__ = ["encode_sentences", "clear_text_cache", "minilm_sha256", "text_backend", "one_text_backend",
+           "prepare_text_encoder", "TEXT_MODEL_NAME", "TEXT_DIM", "TEXT_BACKENDS"]
 
 #: The values of ``conf.text_backend``.
 TEXT_BACKENDS = ("auto", "torch", "onnx")
@@ -53,6 +55,8 @@ _CACHE_LOCK = threading.Lock()
 def text_backend(device: Any = None) -> str:
     """The backend that encodes text now: ``"onnx"`` or ``"torch"``.
 
+    Inside `one_text_backend` the first answer is kept for the rest of the block.
+
     Parameters
     ----------
     device : str or torch.device, optional
@@ -63,11 +67,21 @@ def text_backend(device: Any = None) -> str:
     MissingDependencyError
         ``conf.text_backend`` is ``"onnx"`` but onnxruntime is not installed.
     """
+    if device is not None and str(device) != "cpu":
+        return "torch"
+    pinned = _PINNED.get()
+    if pinned:
+        return pinned[0]
+    backend = _choose()
+    if pinned is not None:
+        pinned.append(backend)
+    return backend
+
+
+def _choose() -> str:
     from ..config import conf
 
     choice = conf.text_backend
-    if device is not None and str(device) != "cpu":
-        return "torch"
     if choice == "torch":
         return "torch"
     if choice == "onnx":
@@ -78,6 +92,26 @@ def text_backend(device: Any = None) -> str:
             )
         return "onnx"
     return "onnx" if onnx_text.available() and onnx_text.is_prepared() else "torch"
+
+
+#: Inside `one_text_backend`: a list holding the backend chosen first (empty until then).
+_PINNED: contextvars.ContextVar[list | None] = contextvars.ContextVar("astro_semsearch_text_backend", default=None)
+
+
+@contextlib.contextmanager
+def one_text_backend() -> Iterator[None]:
+    """Within the block, every text is encoded by the backend chosen first (and ``conf`` is read once).
+
+    A search embeds its query, maybe its negatives, and records the backend
+    in its result's meta: this makes all of them agree, even if another
+    thread changes ``conf.text_backend`` meanwhile, and spares the look-ups
+    (the astropy cache directory, the export's files) on every step.
+    """
+    token = _PINNED.set([] if _PINNED.get() is None else _PINNED.get())
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
 
 
 def prepare_text_encoder(force: bool = False) -> Path:

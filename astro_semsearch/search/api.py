@@ -42,6 +42,7 @@ from astropy.table import Table
 from .._validate import check_angle, check_bool, check_int, check_number, check_texts
 from ..exceptions import NoGoodMatchWarning
 from ..index import open_index
+from ..model.text import one_text_backend
 from .engine import LazyModel, index_provenance, model_provenance, ranked, region_rows, resolve_model, result_table
 from .query import Query
 from .reranking import get_reranker
@@ -52,6 +53,7 @@ from .targets import resolve_target
 __all__ = ["semantic_search", "similar_to"]
 
 
+@one_text_backend()  # the query, its negatives and the meta: one text backend, looked up once
 def semantic_search(
     query: str | Sequence[str],
     k: int | None = None,

@@ -211,27 +211,36 @@ def result_table(index: GalaxyIndex, scores, rows, meta: dict, qvec: np.ndarray 
     from .. import __version__
 
     cat = index.catalog(rows)
-    out = Results()  # built as the result class directly: converting a finished Table costs a copy of it
-    out["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
-    out["object_id"] = np.asarray(cat["object_id"]).astype(str)
-    out["ra"] = Table.Column(np.asarray(cat["ra"], dtype=np.float64), unit=u.deg, format=".6f")
-    out["dec"] = Table.Column(np.asarray(cat["dec"], dtype=np.float64), unit=u.deg, format=".6f")
-    out["score"] = Table.Column(np.asarray(scores, dtype=np.float64), format=".3f",
-                                description="cosine similarity to the query (1 = identical direction)")
+    ra = np.asarray(cat["ra"], dtype=np.float64)
+    dec = np.asarray(cat["dec"], dtype=np.float64)
+    score = np.asarray(scores, dtype=np.float64)
+    Column = Table.Column
+    cols = [
+        Column(np.arange(1, len(rows) + 1, dtype=np.int64), name="rank"),
+        Column(np.asarray(cat["object_id"]).astype(str), name="object_id"),
+        Column(ra, name="ra", unit=u.deg, format=".6f"),
+        Column(dec, name="dec", unit=u.deg, format=".6f"),
+        Column(score, name="score", format=".3f", description="cosine similarity to the query (1 = identical direction)"),
+    ]
     if qvec is not None:
         background = background_scores(index, qvec)
-        percentile, excess = hit_statistics(background, out["score"])
-        out["percentile"] = Table.Column(percentile, format=".1f",
-                                         description="% of the index's galaxies that score lower for this query")
-        out["excess"] = Table.Column(excess, format=".3f",
-                                     description="score minus the median score of the index's galaxies")
+        percentile, excess = hit_statistics(background, score)
+        cols += [Column(percentile, name="percentile", format=".1f",
+                        description="% of the index's galaxies that score lower for this query"),
+                 Column(excess, name="excess", format=".3f",
+                        description="score minus the median score of the index's galaxies")]
         meta = {**meta, "background": {"n": int(background.size), "median": round(float(np.median(background)), 6)
                                        if background.size else None}}
+    names = [c.name for c in cols]
     for name in cat.colnames:
         if name not in ("object_id", "ra", "dec", "viewer_url", "percentile", "excess"):
-            out[name] = cat[name]
-    out["viewer_url"] = Table.Column(viewer_urls(out["ra"], out["dec"]),
-                                     description="Legacy Survey sky viewer centred on the galaxy")
+            cols.append(cat[name])
+            names.append(name)
+    cols.append(Column(viewer_urls(ra, dec), name="viewer_url",
+                       description="Legacy Survey sky viewer centred on the galaxy"))
+    names.append("viewer_url")
+    # One table from all the columns, as the result class, without copies (the catalogue rows are a copy already).
+    out = Results(cols, names=names, copy=False)
     meta = dict(meta)
     meta.update(
         {
