@@ -78,6 +78,7 @@ def test_onnx_and_torch_embeddings_agree_on_a_padded_batch(use_onnx):
     assert np.abs(many - np.tile(onnx, (4, 1))).max() < 1e-5
     meta = json.loads((onnx_text.encoder_dir() / onnx_text.META_FILE).read_text())
     assert meta["min_cosine_vs_torch"] >= 0.9999 and meta["minilm_sha256"] == onnx_text.minilm_sha256()
+    assert set(meta["files"]) == {"minilm.onnx", "minilm.data"}
 
 
 @needs_onnx
@@ -150,23 +151,22 @@ def test_cache_key_includes_the_backend(monkeypatch):
 @needs_onnx
 def test_corrupt_export_is_detected_and_made_again(onnx_cache, tmp_path, monkeypatch):
     cache = _copy_cache(onnx_cache, tmp_path / "cache")
-    good = None
     with paths.set_temp_cache(str(cache)):
         directory = onnx_text.encoder_dir()
-        good = (directory / onnx_text.ONNX_FILE).read_bytes()
-        # Flip one byte in the middle of the weights: the file still parses, its sha256 does not match.
+        original = onnx_cache / directory.relative_to(cache)
+        weights = directory / onnx_text.DATA_FILE
+        good = weights.read_bytes()
+        # Flip one byte in the middle of the weights: the graph still loads, the sha256 does not match.
         bad = bytearray(good)
         bad[len(bad) // 2] ^= 0xFF
-        (directory / onnx_text.ONNX_FILE).write_bytes(bytes(bad))
+        weights.write_bytes(bytes(bad))
         assert onnx_text.is_prepared()  # present: "auto" picks it, and the load must catch it
 
         exports = []
 
         def fake_export(final):  # what _export leaves behind, without the seconds of tracing
             exports.append(final)
-            final.mkdir(parents=True)
-            (final / onnx_text.ONNX_FILE).write_bytes(good)
-            shutil.copy(onnx_cache / directory.relative_to(cache) / onnx_text.META_FILE, final)
+            shutil.copytree(original, final)
 
         monkeypatch.setattr(onnx_text, "_export", fake_export)
         monkeypatch.setattr(onnx_text, "_SESSIONS", {})
@@ -174,12 +174,17 @@ def test_corrupt_export_is_detected_and_made_again(onnx_cache, tmp_path, monkeyp
         with pytest.warns(AstropyUserWarning, match="sha256"):
             feats = encode_sentences(["ring galaxy"])
         assert exports == [directory]
-        assert (directory / onnx_text.ONNX_FILE).read_bytes() == good
+        assert weights.read_bytes() == good
         with conf.set_temp("text_backend", "torch"):
             assert float(feats[0] @ encode_sentences(["ring galaxy"])[0]) >= 0.9999
-        # A truncated file and a missing record are refused the same way.
-        (directory / onnx_text.ONNX_FILE).write_bytes(good[:1000])
+        # A truncated file, a changed graph and a missing record are refused the same way.
+        weights.write_bytes(good[:1000])
         with pytest.raises(onnx_text._Corrupt, match="sha256"):
+            onnx_text._read_verified(directory)
+        weights.write_bytes(good)
+        onnx_text._read_verified(directory)
+        (directory / onnx_text.ONNX_FILE).write_bytes((directory / onnx_text.ONNX_FILE).read_bytes() + b" ")
+        with pytest.raises(onnx_text._Corrupt, match="minilm.onnx fails"):
             onnx_text._read_verified(directory)
         (directory / onnx_text.META_FILE).unlink()
         assert not onnx_text.is_prepared()
@@ -208,12 +213,12 @@ def test_an_export_that_disagrees_with_torch_is_refused(use_onnx, monkeypatch):
     """Every export is compared with torch on padded probe sentences before it is kept."""
     from astro_semsearch.model.minilm import torch_backbone
 
-    data = (onnx_text.encoder_dir() / onnx_text.ONNX_FILE).read_bytes()
+    path = onnx_text.encoder_dir() / onnx_text.ONNX_FILE
     tok, _ = torch_backbone()
-    assert onnx_text._agreement(data, tok) >= 0.9999
+    assert onnx_text._agreement(path, tok) >= 0.9999
     monkeypatch.setattr(onnx_text, "MIN_COSINE", 1.5)  # nothing can pass
     with pytest.raises(ModelLoadError, match="disagrees with torch"):
-        onnx_text._agreement(data, tok)
+        onnx_text._agreement(path, tok)
 
 
 @needs_onnx
