@@ -79,6 +79,13 @@ class Conf(_config.ConfigNamespace):
         20, "Number of galaxies a search returns when k is not given (Python and command line).",
         cfgtype="integer",
     )
+    text_backend = _config.ConfigItem(
+        ["auto", "torch", "onnx"],
+        "What runs the MiniLM text encoder: 'torch'; 'onnx' (ONNX Runtime, about three times faster for a "
+        "query; needs pip install \"astro_semsearch[fast]\", exports MiniLM into the astropy cache on first "
+        "use); 'auto' = 'onnx' when onnxruntime is installed and the export is already there "
+        "(astro-semsearch prepare-text-encoder), else 'torch'.",
+    )
     show_progress = _config.ConfigItem(
         True, "Show progress bars for long jobs.", cfgtype="boolean"
     )

@@ -11,6 +11,7 @@ command that runs imports what it needs, so ``--help``, ``--version`` and
     astro-semsearch crossmatch hits.ecsv lenscat --radius 2arcsec
     astro-semsearch index info
     astro-semsearch build-index ... / train ... / evaluate ...
+    astro-semsearch prepare-text-encoder          # once, with astro_semsearch[fast]
 
 Exit status: 0 on success; 2 for bad input, with a one-line message on
 stderr (the package's own errors, file errors and unit errors); anything else
@@ -22,12 +23,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import build, classify, crossmatch, evaluate, index, search, train
+from . import build, classify, crossmatch, evaluate, index, prepare, search, train
 
 __all__ = ["main", "build_parser"]
 
 # In the order their subcommands are listed in ``--help``.
-_GROUPS = (search, crossmatch, classify, index, build, train, evaluate)
+_GROUPS = (search, crossmatch, classify, index, build, train, evaluate, prepare)
 
 
 def build_parser() -> argparse.ArgumentParser:

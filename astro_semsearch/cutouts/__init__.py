@@ -59,17 +59,39 @@ Examples
 """
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 import numpy as np
-from astropy.table import Table
 
 from ..exceptions import InvalidInputError, TargetNotFoundError
-from .bricks import LegacySurveyBricks
-from .hips2fits import DR10_HIPS, Hips2FitsCutouts
-from .legacysurvey import LegacySurvey, viewer_urls
-from .service import MAX_SIZE, CutoutService
+from .viewer import viewer_urls
+
+if TYPE_CHECKING:  # annotations only
+    from astropy.table import Table
+
+    from .bricks import LegacySurveyBricks
+    from .service import CutoutService
 
 __all__ = ["LegacySurvey", "Hips2FitsCutouts", "LegacySurveyBricks", "CutoutService", "get_cutouts",
            "resolve_source", "fetch_and_embed", "viewer_urls", "MAX_SIZE", "DR10_HIPS"]
+
+# The services are imported when first used: they bring astroquery (and pyvo, scipy), which a search
+# that only links to the viewer (`viewer_urls`) does not need.
+_LAZY = {"LegacySurvey": "legacysurvey", "Hips2FitsCutouts": "hips2fits", "DR10_HIPS": "hips2fits",
+         "CutoutService": "service", "MAX_SIZE": "service", "LegacySurveyBricks": "bricks"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def get_cutouts(coordinates, *, source: str | CutoutService | None = None, **kwargs) -> Table:
@@ -82,6 +104,11 @@ def get_cutouts(coordinates, *, source: str | CutoutService | None = None, **kwa
 
 def resolve_source(source) -> CutoutService | LegacySurveyBricks:
     """A cutout source from a name (``"legacysurvey"``, ``"hips2fits"``), a `CutoutService` or `LegacySurveyBricks`."""
+    from .bricks import LegacySurveyBricks
+    from .hips2fits import Hips2FitsCutouts
+    from .legacysurvey import LegacySurvey
+    from .service import CutoutService
+
     if source is None or (isinstance(source, str) and source.lower() in ("legacysurvey", "legacy", "ls")):
         return LegacySurvey()
     if isinstance(source, str) and source.lower() == "hips2fits":

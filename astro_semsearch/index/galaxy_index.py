@@ -285,7 +285,9 @@ class GalaxyIndex(MappedFiles, BackgroundSample):
         this reads just the requested rows.
         """
         sel = self._rows(rows)
-        return decode_bytes_columns(Table(self.table[sel], copy=True))
+        # Rows picked by number are already a copy; a slice would be a view of the catalogue.
+        part = self.table[sel]
+        return decode_bytes_columns(part.copy() if isinstance(sel, slice) else part)
 
     def object_ids(self, rows=None) -> np.ndarray:
         """``object_id`` of the given rows (all if None) as a ``str`` array."""
@@ -480,7 +482,8 @@ class GalaxyIndex(MappedFiles, BackgroundSample):
             index, vectors, table, manifest = read_index(directory, mmap=mmap, verify=verify)
         out = cls(index, vectors, table, manifest, path=directory)
         if mmap:
-            out._watch_mapped_files(Path(directory), len(table) > _storage.CATALOG_DECODE_LIMIT)
+            out._watch_mapped_files([Path(directory) / f for f in ((_storage.VECTORS_FILE, _storage.CATALOG_FILE)
+                                     if len(table) > _storage.CATALOG_DECODE_LIMIT else (_storage.VECTORS_FILE,))])
         return out
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from astropy.table import vstack
 
 from ..exceptions import InvalidInputError
 from .kinds import check_knobs, new_faiss_index, pq_training_need, set_search_knobs, train
+from .mapped import sequential_reads
 from .storage import model_record, new_manifest, write_index
 
 __all__ = ["write_merged"]
@@ -83,8 +84,9 @@ def write_merged(
     set_search_knobs(index, knobs)
     for p in parts:
         vec = p.vectors_array()
-        for s in range(0, p.ntotal, chunk):
-            index.add(np.ascontiguousarray(vec[s:s + chunk], dtype=np.float32))
+        with sequential_reads(vec):  # one pass over all rows: let the kernel read ahead
+            for s in range(0, p.ntotal, chunk):
+                index.add(np.ascontiguousarray(vec[s:s + chunk], dtype=np.float32))
     model_rec = parts[0].manifest.get("model") if model is None else model_record(model, dim)
     manifest = new_manifest(kind=kind, factory=factory, dim=dim, count=n, knobs=knobs, model=model_rec, name=name,
                             survey=survey)

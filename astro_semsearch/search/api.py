@@ -42,6 +42,7 @@ from astropy.table import Table
 from .._validate import check_angle, check_bool, check_int, check_number, check_texts
 from ..exceptions import NoGoodMatchWarning
 from ..index import open_index
+from ..model.text import one_text_backend
 from .engine import LazyModel, index_provenance, model_provenance, ranked, region_rows, resolve_model, result_table
 from .query import Query
 from .reranking import get_reranker
@@ -52,6 +53,7 @@ from .targets import resolve_target
 __all__ = ["semantic_search", "similar_to"]
 
 
+@one_text_backend()  # the query, its negatives and the meta: one text backend, looked up once
 def semantic_search(
     query: str | Sequence[str],
     k: int | None = None,
@@ -139,7 +141,8 @@ def semantic_search(
         rerank_top_n = check_int(rerank_top_n, "rerank_top_n")
     index = open_index(index)
     rows_in = region_rows(index, region)
-    model = resolve_model(model, index)
+    # A text-only query needs only the model's text side (no torch with the ONNX text backend).
+    model = resolve_model(model, index, text_only=like is None and reranker is None)
     like_vec = like_desc = like_id = None
     if like is not None:
         target = resolve_target(like, index, lambda: model, 1 * u.arcsec)
@@ -157,6 +160,9 @@ def semantic_search(
     meta = {"function": "semantic_search", **q.to_meta(), "k": k,
             "min_separation_arcsec": None if min_sep is None else float(min_sep.value),
             "model": model_provenance(index, model), "index": index_provenance(index)}
+    backend = getattr(model, "text_backend", None)  # what ran MiniLM for this query: "torch" or "onnx"
+    if backend:
+        meta["model"]["text_backend"] = backend
     table = result_table(index, scores, rows, meta, q.vector)
     _match(table, model, q)
     if reranker is not None and len(table):

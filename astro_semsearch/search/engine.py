@@ -16,31 +16,40 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import SkyCoord, search_around_sky
+from astropy.coordinates import SkyCoord, UnitSphericalRepresentation, search_around_sky
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
 
 from .._validate import check_angle
 from ..cutouts import viewer_urls
 from ..exceptions import InvalidInputError, InvalidTypeError
-from .results import as_results
+from .results import Results, as_results
 from .scores import background_scores, hit_statistics
 
 if TYPE_CHECKING:  # annotations only
     from ..index import GalaxyIndex
 
 __all__ = ["ranked", "result_table", "region_rows", "resolve_model", "recorded_model", "LazyModel", "dedup",
-           "index_provenance", "model_provenance"]
+           "close_pairs", "index_provenance", "model_provenance"]
 
 
-def resolve_model(model, index: GalaxyIndex):
-    """The index's own model when None (so nobody mixes models); else check it."""
+def resolve_model(model, index: GalaxyIndex, *, text_only: bool = False):
+    """The index's own model when None (so nobody mixes models); else check it.
+
+    With ``text_only`` (the caller only embeds text) and the ONNX text
+    backend, a model given by name is opened as a
+    `~astro_semsearch.model.textmodel.TextModel`: the text side in numpy,
+    which needs neither torch nor transformers.
+    """
     if model is None or isinstance(model, (str, os.PathLike)):
-        from ..model import load_model  # torch is imported only when a model is needed
-
         if model is None:
             model = recorded_model(index)
-        model = load_model(model)
+        from .. import model as models  # torch is imported only when the whole model is needed
+
+        if text_only and models.text_backend() == "onnx":
+            model = models.load_text_model(model)
+        else:
+            model = models.load_model(model)
     index.check_model(model)
     return model
 
@@ -116,6 +125,29 @@ def region_rows(index: GalaxyIndex, region) -> np.ndarray | None:
     return np.flatnonzero(mask)
 
 
+#: Up to this many hits, `close_pairs` compares every pair directly (a few MB at most).
+PAIRWISE_LIMIT = 512
+
+
+def close_pairs(coords: SkyCoord, limit: u.Quantity) -> tuple[np.ndarray, np.ndarray]:
+    """``(i, j)``: every ordered pair of positions at most ``limit`` apart (``i == j`` included).
+
+    The pairs `~astropy.coordinates.search_around_sky` finds, with the same
+    test (the chord between unit vectors against ``2 sin(limit / 2)``). A
+    result list is short, so up to `PAIRWISE_LIMIT` positions every pair is
+    compared in numpy; that skips building two KD-trees (and importing
+    scipy.spatial in a new process) for each query.
+    """
+    if len(coords) > PAIRWISE_LIMIT:
+        i, j, _, _ = search_around_sky(coords, coords, limit)
+        return i, j
+    sph = coords.data.represent_as(UnitSphericalRepresentation)
+    lon, lat = sph.lon.to_value(u.rad).ravel(), sph.lat.to_value(u.rad).ravel()
+    xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+    chord = np.sqrt(((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(axis=-1))
+    return np.nonzero(chord <= 2 * np.sin(0.5 * limit.to_value(u.rad)))
+
+
 def dedup(coords: SkyCoord, min_sep: u.Quantity | None, anchor: SkyCoord | None) -> np.ndarray:
     """Boolean keep-mask: drop a hit within min_sep of a better-ranked kept hit (or the anchor)."""
     n = len(coords)
@@ -126,8 +158,7 @@ def dedup(coords: SkyCoord, min_sep: u.Quantity | None, anchor: SkyCoord | None)
         keep &= coords.separation(anchor) >= min_sep
     if n < 2:
         return keep
-    # Only the close pairs matter; search_around_sky finds them in one vectorised call.
-    i, j, _, _ = search_around_sky(coords, coords, min_sep * (1 - 1e-9))
+    i, j = close_pairs(coords, min_sep * (1 - 1e-9))
     pair = i < j  # i is better ranked than j
     i, j = i[pair], j[pair]
     if i.size == 0:
@@ -197,27 +228,36 @@ def result_table(index: GalaxyIndex, scores, rows, meta: dict, qvec: np.ndarray 
     from .. import __version__
 
     cat = index.catalog(rows)
-    out = Table()
-    out["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
-    out["object_id"] = np.asarray(cat["object_id"]).astype(str)
-    out["ra"] = Table.Column(np.asarray(cat["ra"], dtype=np.float64), unit=u.deg, format=".6f")
-    out["dec"] = Table.Column(np.asarray(cat["dec"], dtype=np.float64), unit=u.deg, format=".6f")
-    out["score"] = Table.Column(np.asarray(scores, dtype=np.float64), format=".3f",
-                                description="cosine similarity to the query (1 = identical direction)")
+    ra = np.asarray(cat["ra"], dtype=np.float64)
+    dec = np.asarray(cat["dec"], dtype=np.float64)
+    score = np.asarray(scores, dtype=np.float64)
+    Column = Table.Column
+    cols = [
+        Column(np.arange(1, len(rows) + 1, dtype=np.int64), name="rank"),
+        Column(np.asarray(cat["object_id"]).astype(str), name="object_id"),
+        Column(ra, name="ra", unit=u.deg, format=".6f"),
+        Column(dec, name="dec", unit=u.deg, format=".6f"),
+        Column(score, name="score", format=".3f", description="cosine similarity to the query (1 = identical direction)"),
+    ]
     if qvec is not None:
         background = background_scores(index, qvec)
-        percentile, excess = hit_statistics(background, out["score"])
-        out["percentile"] = Table.Column(percentile, format=".1f",
-                                         description="% of the index's galaxies that score lower for this query")
-        out["excess"] = Table.Column(excess, format=".3f",
-                                     description="score minus the median score of the index's galaxies")
+        percentile, excess = hit_statistics(background, score)
+        cols += [Column(percentile, name="percentile", format=".1f",
+                        description="% of the index's galaxies that score lower for this query"),
+                 Column(excess, name="excess", format=".3f",
+                        description="score minus the median score of the index's galaxies")]
         meta = {**meta, "background": {"n": int(background.size), "median": round(float(np.median(background)), 6)
                                        if background.size else None}}
+    names = [c.name for c in cols]
     for name in cat.colnames:
         if name not in ("object_id", "ra", "dec", "viewer_url", "percentile", "excess"):
-            out[name] = cat[name]
-    out["viewer_url"] = Table.Column(viewer_urls(out["ra"], out["dec"]),
-                                     description="Legacy Survey sky viewer centred on the galaxy")
+            cols.append(cat[name])
+            names.append(name)
+    cols.append(Column(viewer_urls(ra, dec), name="viewer_url",
+                       description="Legacy Survey sky viewer centred on the galaxy"))
+    names.append("viewer_url")
+    # One table from all the columns, as the result class, without copies (the catalogue rows are a copy already).
+    out = Results(cols, names=names, copy=False)
     meta = dict(meta)
     meta.update(
         {

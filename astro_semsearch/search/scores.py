@@ -33,7 +33,9 @@ __all__ = ["background_scores", "hit_statistics", "match_verdict"]
 
 def background_scores(index, qvec: np.ndarray) -> np.ndarray:
     """The query's scores for the index's background sample, sorted."""
-    return np.sort(index.background_sample() @ np.asarray(qvec, dtype=np.float32))
+    # einsum, not matmul: one query's 4096 dot products are too small a job for BLAS's thread pool,
+    # which on busy cores costs milliseconds to wake.
+    return np.sort(np.einsum("nd,d->n", index.background_sample(), np.asarray(qvec, dtype=np.float32)))
 
 
 def hit_statistics(background: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
