@@ -21,6 +21,7 @@ try:
 except _PNF:  # running from a source tree that was not installed
     __version__ = "0.0.0.dev0"
 
+from ._lazy import lazy_exports  # noqa: E402
 from .config import conf  # noqa: E402
 
 __citation__ = __bibtex__ = (_resources.files(__name__) / "CITATION").read_text(encoding="utf-8")
@@ -63,16 +64,4 @@ def _register_html_writer() -> None:
 _register_html_writer()
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        value = getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

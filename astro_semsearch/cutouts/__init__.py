@@ -59,11 +59,11 @@ Examples
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._lazy import lazy_exports
 from ..exceptions import InvalidInputError, TargetNotFoundError
 from .viewer import viewer_urls
 
@@ -82,16 +82,7 @@ _LAZY = {"LegacySurvey": "legacysurvey", "Hips2FitsCutouts": "hips2fits", "DR10_
          "CutoutService": "service", "MAX_SIZE": "service", "LegacySurveyBricks": "bricks"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 def get_cutouts(coordinates, *, source: str | CutoutService | None = None, **kwargs) -> Table:

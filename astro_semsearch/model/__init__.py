@@ -32,7 +32,7 @@ Examples
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 # name -> submodule; torch is imported only with galclip and networks.
 _LAZY = {
@@ -54,13 +54,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -19,12 +19,21 @@ from .._io import progress as _progress
 from ..exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
 from ..images import image_label
 from .configuration import check_config, fingerprint_of, preprocessing_of
-from .files import (BANK_FILE, CARD_FILE, CONFIG_FILE, DEFAULT_CONFIG, MODELS_DIR, WEIGHTS_FILE, load_bank,
-                    missing_model_error)
+from .files import (
+    BANK_FILE,
+    CARD_FILE,
+    CONFIG_FILE,
+    DEFAULT_CONFIG,
+    MODELS_DIR,
+    WEIGHTS_FILE,
+    load_bank,
+    missing_model_error,
+    read_model_files,
+    resolve_model_path,
+)
 from .files import check_text_model as check_text_model_sha
-from .files import read_model_files, resolve_model_path
 from .networks import ImageEncoder, ResidualHead
-from .text import encode_sentences, minilm_sha256, text_backend
+from .text import encode_sentences, minilm_sha256, text_backend, text_list
 
 __all__ = ["GalaxyModel", "load_model", "DEFAULT_CONFIG", "MODELS_DIR"]
 
@@ -250,11 +259,7 @@ class GalaxyModel(nn.Module):
         numpy.ndarray
             ``(N, dim)`` float32 unit vectors (``(1, dim)`` for one string).
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        if not all(isinstance(t, str) for t in texts):
-            raise InvalidTypeError("embed_text expects a string or a sequence of strings")
+        texts = text_list(texts)
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         device = next(self.parameters()).device

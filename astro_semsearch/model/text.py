@@ -37,11 +37,11 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .._io import progress as _progress
-from ..exceptions import MissingDependencyError
+from ..exceptions import InvalidTypeError, MissingDependencyError
 from . import onnx_text
 from .minilm import TEXT_DIM, TEXT_MODEL_NAME, minilm_sha256, torch_backbone
 
-__all__ = ["encode_sentences", "clear_text_cache", "minilm_sha256", "text_backend", "one_text_backend",
+__all__ = ["encode_sentences", "text_list", "clear_text_cache", "minilm_sha256", "text_backend", "one_text_backend",
            "prepare_text_encoder", "TEXT_MODEL_NAME", "TEXT_DIM", "TEXT_BACKENDS"]
 
 #: The values of ``conf.text_backend``.
@@ -147,6 +147,22 @@ def _encode_torch(texts: Sequence[str], batch_size: int, max_length: int, device
 
 
 _SENTENCE_CACHE: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
+
+
+def text_list(texts: str | Sequence[str]) -> list[str]:
+    """``texts`` as a list of strings (one string is a list of one), refusing anything else.
+
+    Examples
+    --------
+    >>> text_list("ring galaxy")
+    ['ring galaxy']
+    """
+    if isinstance(texts, str):
+        return [texts]
+    texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        raise InvalidTypeError("embed_text expects a string or a sequence of strings")
+    return texts
 
 
 def encode_sentences(texts: Sequence[str], batch_size: int = 256, max_length: int = 64,

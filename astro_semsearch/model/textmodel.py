@@ -30,10 +30,18 @@ import numpy as np
 
 from ..exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
 from .configuration import check_config, fingerprint_of
-from .files import BANK_FILE, DEFAULT_CONFIG, MODELS_DIR, WEIGHTS_FILE, load_bank, missing_model_error
+from .files import (
+    BANK_FILE,
+    DEFAULT_CONFIG,
+    MODELS_DIR,
+    WEIGHTS_FILE,
+    load_bank,
+    missing_model_error,
+    read_model_files,
+    resolve_model_path,
+)
 from .files import check_text_model as check_text_model_sha
-from .files import read_model_files, resolve_model_path
-from .text import encode_sentences, text_backend
+from .text import encode_sentences, text_backend, text_list
 
 __all__ = ["TextModel", "load_text_model"]
 
@@ -104,11 +112,7 @@ class TextModel:
         numpy.ndarray
             ``(N, dim)`` float32 unit vectors (``(1, dim)`` for one string).
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        if not all(isinstance(t, str) for t in texts):
-            raise InvalidTypeError("embed_text expects a string or a sequence of strings")
+        texts = text_list(texts)
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         feats = encode_sentences(texts, batch_size=batch_size, max_length=int(self.config["text_max_length"]))
