@@ -47,6 +47,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..exceptions import InvalidInputError, InvalidTypeError
+from . import vocabulary as vocab
 
 __all__ = [
     "Captioner",
@@ -91,154 +92,9 @@ class Captioner(Protocol):
         ...
 
 
-# ---------------------------------------------------------------------------
-# Vocabulary. Every list is a set of interchangeable wordings; one is drawn at
-# random each time. Astronomer terms and plain language are mixed on purpose.
-
-_SMOOTH = {
-    "round": [
-        "smooth round elliptical", "round elliptical galaxy", "completely round smooth galaxy",
-        "circular featureless galaxy", "E0 elliptical", "round, smooth early-type galaxy",
-        "smooth spheroidal galaxy",
-    ],
-    "between": [
-        "smooth elliptical galaxy", "oval smooth galaxy", "elliptical galaxy",
-        "slightly elongated elliptical", "smooth early-type galaxy", "featureless oval galaxy",
-        "smooth galaxy with an oval shape",
-    ],
-    "cigar": [
-        "cigar-shaped smooth galaxy", "elongated cigar-shaped galaxy", "highly elongated elliptical",
-        "smooth, cigar-shaped galaxy", "very flattened smooth galaxy", "elongated featureless galaxy",
-    ],
-    "any": ["smooth galaxy", "elliptical galaxy", "featureless smooth galaxy", "early-type galaxy"],
-}
-
-_DISK = ["disk galaxy", "disc galaxy", "galaxy with a disk", "late-type galaxy", "galaxy with visible features"]
-
-_EDGE_ON = [
-    "edge-on disk galaxy", "edge-on disc", "disk galaxy seen edge-on", "edge-on spiral",
-    "thin edge-on galaxy", "galaxy viewed side-on", "flat disk seen from the side",
-]
-
-_SPIRAL = ["spiral galaxy", "spiral", "galaxy with spiral arms", "face-on spiral galaxy",
-           "disk galaxy with spiral arms"]
-
-_BARRED_SPIRAL = [
-    "barred spiral galaxy", "barred spiral", "spiral galaxy with a bar through its centre",
-    "SB spiral", "spiral galaxy with a central bar",
-]
-
-_BARRED_DISK = ["barred galaxy", "barred disk galaxy", "disk galaxy with a bar", "galaxy with a strong central bar"]
-
-_STAR = ["star or imaging artifact", "point-like star", "bright foreground star", "image artifact"]
-
-# "with ..." clauses.
-_WITH_BAR = ["a bar", "a central bar", "a bar through its centre", "a stellar bar"]
-
-_ARMS_COUNT = {
-    "one": ["one spiral arm", "a single arm", "a single spiral arm"],
-    "two": ["two spiral arms", "two arms", "a pair of spiral arms"],
-    "three": ["three spiral arms", "three arms"],
-    "four": ["four spiral arms", "four arms"],
-    "many": ["many spiral arms", "multiple spiral arms", "many arms", "flocculent arms"],
-}
-
-_WINDING = {
-    "tight": ["tightly wound arms", "tightly wound spiral arms", "tight spiral arms"],
-    "medium": ["moderately wound arms", "medium-wound spiral arms"],
-    "loose": ["loosely wound arms", "open, loosely wound spiral arms", "wide open arms"],
-}
-
-# Combined forms: "two tightly wound arms".
-_COUNT_WORD = {"one": "one", "two": "two", "three": "three", "four": "four", "many": "many"}
-_WIND_WORD = {"tight": ["tightly wound", "tight"], "medium": ["moderately wound"], "loose": ["loosely wound", "open"]}
-
-# Prefix forms for the head noun ("two-armed spiral", "grand design").
-_ARMS_PREFIX = {"two": ["two-armed", "grand design two-armed"], "one": ["one-armed"],
-                "many": ["multi-armed", "flocculent"]}
-
-_BULGE = {
-    "none": ["a faint, tiny centre", "a pure disk and faint centre"],
-    "small": ["a small bulge", "a small central bulge", "a just noticeable bulge"],
-    "obvious": ["an obvious bulge", "a prominent bulge", "a bright central bulge"],
-    "dominant": ["a dominant bulge", "a big bright bulge", "a dominant central bulge"],
-}
-
-_EDGE_BULGE = {
-    "rounded": ["a rounded central bulge", "a round bulge"],
-    "boxy": ["a boxy bulge", "a box-shaped bulge", "a peanut-shaped bulge"],
-    "none": ["a thin flat disk", "a razor-thin disk"],
-}
-
-# Odd features: standalone noun phrases and "with ..." clauses.
-_ODD = {
-    "ring": (
-        ["ring galaxy", "ring-shaped galaxy", "galaxy with a bright ring", "polar ring galaxy",
-         "galaxy with a ring around its core", "ringed galaxy"],
-        ["a ring", "a bright ring", "a ring around the centre", "an outer ring", "a ring structure"],
-    ),
-    "lens": (
-        ["gravitational lens", "gravitational arc", "galaxy with a lensed arc", "strong lens candidate",
-         "lensing galaxy with an arc", "Einstein ring candidate"],
-        ["a gravitational arc", "a lensed arc", "an arc around it", "a faint arc nearby"],
-    ),
-    "disturbed": (
-        ["disturbed galaxy", "galaxy with disturbed morphology", "tidally disturbed galaxy",
-         "asymmetric, disturbed galaxy", "distorted galaxy"],
-        ["disturbed morphology", "a disturbed, asymmetric shape", "tidal distortions", "tidal features"],
-    ),
-    "irregular": (
-        ["irregular galaxy", "irregular, clumpy galaxy", "galaxy with an irregular shape",
-         "clumpy irregular", "messy irregular galaxy"],
-        ["an irregular shape", "clumpy irregular structure", "irregular, patchy light"],
-    ),
-    "merger": (
-        ["merging pair", "merging galaxies", "galaxy merger", "two galaxies colliding",
-         "interacting galaxies", "merger with tidal tails", "pair of interacting galaxies"],
-        ["tidal tails", "a close companion it is merging with", "signs of a merger", "a merging neighbour"],
-    ),
-    "dust": (
-        ["galaxy with a dust lane", "dusty disk with a dark lane", "galaxy crossed by a dust lane",
-         "edge-on disk with a dust lane"],
-        ["a dust lane", "a dark dust lane", "a prominent dust lane", "a dark dusty band"],
-    ),
-    "other": (["peculiar galaxy", "unusual galaxy", "galaxy with an odd feature"],
-              ["an unusual feature", "peculiar structure"]),
-}
-
-_ODD_KEYS = ("ring", "lens", "disturbed", "irregular", "other", "merger", "dust")  # Class8.1 .. 8.7
-
-# Sentence frames around the noun phrase. "{a}" is the article of the phrase.
-_FRAMES = [
-    "{np}", "{np}", "{a} {np}", "{a} {np}", "an image of {a} {np}", "this is {a} {np}",
-    "a galaxy image showing {a} {np}", "SDSS image of {a} {np}", "{np} in the sky",
-]
-
-_LENS = [
-    "a strong gravitational lens with blue arcs around a red galaxy",
-    "an Einstein ring",
-    "lensed arcs around a massive elliptical",
-    "a gravitational lens",
-    "strong lensing arcs",
-    "blue lensed arcs around a red elliptical galaxy",
-    "a red galaxy lensing a blue background source",
-    "an elliptical galaxy with a gravitational arc",
-    "a partial Einstein ring around a luminous red galaxy",
-    "strong gravitational lensing: arcs bent around a massive galaxy",
-    "a lensed blue background galaxy forming arcs",
-    "a blue ring around a red elliptical",
-    "multiple images of a lensed source around an elliptical",
-    "gravitational arc around a smooth galaxy",
-]
-
-
-_PLURAL = ("merging galaxies", "two galaxies colliding", "interacting galaxies", "strong lensing arcs",
-           "lensed arcs around a massive elliptical")
-
-
 def _article(phrase: str) -> str:
     """English indefinite article for a noun phrase ("" for plurals)."""
-    if phrase.startswith(_PLURAL):
+    if phrase.startswith(vocab.PLURAL):
         return ""
     if phrase.startswith(("SB ", "E0 ")):
         return "an"
@@ -368,11 +224,11 @@ class GalaxyZooCaptioner:
     def _one_coarse(self, coarse: str, rng: np.random.Generator) -> str:
         kind, shape = _COARSE[coarse]
         if kind == "smooth":
-            np_ = _choice(rng, _SMOOTH[shape])
+            np_ = _choice(rng, vocab.SMOOTH[shape])
         elif kind == "edge":
-            np_ = _choice(rng, _EDGE_ON)
+            np_ = _choice(rng, vocab.EDGE_ON)
         else:
-            np_ = _choice(rng, _SPIRAL)
+            np_ = _choice(rng, vocab.SPIRAL)
         return self._frame(np_, rng)
 
     def _one(self, record: Mapping[str, Any], rng: np.random.Generator) -> str:
@@ -383,11 +239,11 @@ class GalaxyZooCaptioner:
         details: list[str] = []
         prefix = ""
         if main == "star":
-            head = _choice(rng, _STAR)
+            head = _choice(rng, vocab.STAR)
         elif main == "smooth":
             shape = _pick_answer(rng, _cond(record, ["Class7.1", "Class7.2", "Class7.3"]),
                                  ["round", "between", "cigar"])
-            head = _choice(rng, _SMOOTH[shape or "any"])
+            head = _choice(rng, vocab.SMOOTH[shape or "any"])
         elif main == "disk":
             head, prefix, details = self._disk(record, rng)
         else:
@@ -397,7 +253,7 @@ class GalaxyZooCaptioner:
         odd_first = None
         odd_with: list[str] = []
         for i, key in enumerate(odd):
-            standalone, with_forms = _ODD[key]
+            standalone, with_forms = vocab.ODD[key]
             if i == 0 and (not head or rng.random() < 0.6):
                 odd_first = _choice(rng, standalone)
             else:
@@ -428,8 +284,8 @@ class GalaxyZooCaptioner:
             details = []
             bulge = _pick_answer(rng, _cond(record, ["Class9.1", "Class9.2", "Class9.3"]), ["rounded", "boxy", "none"])
             if bulge:
-                details.append(_choice(rng, _EDGE_BULGE[bulge]))
-            return _choice(rng, _EDGE_ON), "", details
+                details.append(_choice(rng, vocab.EDGE_BULGE[bulge]))
+            return _choice(rng, vocab.EDGE_ON), "", details
 
         bar_p = _cond(record, ["Class3.1", "Class3.2"])
         spiral_p = _cond(record, ["Class4.1", "Class4.2"])
@@ -438,31 +294,31 @@ class GalaxyZooCaptioner:
         details: list[str] = []
         prefix = ""
         if spiral:
-            head = _choice(rng, _BARRED_SPIRAL if barred else _SPIRAL)
+            head = _choice(rng, vocab.BARRED_SPIRAL if barred else vocab.SPIRAL)
             count = _pick_answer(rng, _cond(record, [f"Class11.{i}" for i in range(1, 6)]),
                                  ["one", "two", "three", "four", "many"])
             wind = _pick_answer(rng, _cond(record, ["Class10.1", "Class10.2", "Class10.3"]),
                                 ["tight", "medium", "loose"])
             if count and wind and rng.random() < 0.5:
                 arms = "arm" if count == "one" else "arms"
-                details.append(f"{_COUNT_WORD[count]} {_choice(rng, _WIND_WORD[wind])} {arms}")
+                details.append(f"{vocab.COUNT_WORD[count]} {_choice(rng, vocab.WIND_WORD[wind])} {arms}")
             else:
-                if count and count in _ARMS_PREFIX and rng.random() < 0.35:
-                    prefix = _choice(rng, _ARMS_PREFIX[count])
+                if count and count in vocab.ARMS_PREFIX and rng.random() < 0.35:
+                    prefix = _choice(rng, vocab.ARMS_PREFIX[count])
                     if prefix.startswith("grand design") and "spiral" not in head:
                         prefix = "two-armed"
                 elif count:
-                    details.append(_choice(rng, _ARMS_COUNT[count]))
+                    details.append(_choice(rng, vocab.ARMS_COUNT[count]))
                 if wind:
-                    details.append(_choice(rng, _WINDING[wind]))
+                    details.append(_choice(rng, vocab.WINDING[wind]))
         elif barred:
-            head = _choice(rng, _BARRED_DISK)
+            head = _choice(rng, vocab.BARRED_DISK)
         else:
-            head = _choice(rng, _DISK)
+            head = _choice(rng, vocab.DISK)
         bulge = _pick_answer(rng, _cond(record, ["Class5.1", "Class5.2", "Class5.3", "Class5.4"]),
                              ["none", "small", "obvious", "dominant"])
         if bulge:
-            details.append(_choice(rng, _BULGE[bulge]))
+            details.append(_choice(rng, vocab.BULGE[bulge]))
         return head, prefix, details
 
     def _odd_features(self, record: Mapping[str, Any], rng: np.random.Generator) -> list[str]:
@@ -473,7 +329,7 @@ class GalaxyZooCaptioner:
         fr = np.nan_to_num(fr)
         picked = []
         for i in np.argsort(-fr, kind="stable"):
-            key = _ODD_KEYS[i]
+            key = vocab.ODD_KEYS[i]
             # "other" is vague: plain proportional; the named rare features boosted.
             p = fr[i] if key == "other" else min(1.0, self.odd_boost * fr[i])
             if fr[i] >= MIN_FRACTION / 2 and rng.random() < p:
@@ -482,7 +338,7 @@ class GalaxyZooCaptioner:
 
     @staticmethod
     def _frame(np_: str, rng: np.random.Generator) -> str:
-        return " ".join(_choice(rng, _FRAMES).format(np=np_, a=_article(np_)).split())
+        return " ".join(_choice(rng, vocab.FRAMES).format(np=np_, a=_article(np_)).split())
 
 
 def _safe(record, key):
@@ -541,7 +397,7 @@ def lens_captions(rng: np.random.Generator, n: int = 1) -> list[str]:
         raise InvalidInputError(f"n must be >= 0, got {n}")
     out = []
     for _ in range(n):
-        text = _choice(rng, _LENS)
+        text = _choice(rng, vocab.LENS)
         if rng.random() < 0.3:
             text = _choice(rng, ["an image of ", "this is ", "SDSS image of "]) + text
         out.append(text)
