@@ -67,7 +67,7 @@ class Conf(_config.ConfigNamespace):
            "this) all fail to connect stops the same way. 0: never stop, flag each row.", cfgtype="integer",
     )
     default_model = _config.ConfigItem(
-        "galclip-v1", "Name of the default aligned image-text model (or a path)."
+        "galclip-v2", "Name of the default aligned image-text model (or a path)."
     )
     default_index = _config.ConfigItem(
         "decals-dr5-rings", "Name of the default index (or a path / URL)."

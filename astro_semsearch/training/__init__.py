@@ -26,5 +26,5 @@ Examples
 --------
 .. code-block:: bash
 
-    astro-semsearch train --config astro_semsearch/training/default_config.toml --out runs/galclip-v1
+    astro-semsearch train --config astro_semsearch/training/default_config.toml --out runs/galclip-v2
 """

@@ -50,7 +50,7 @@ Examples
 --------
 .. code-block:: bash
 
-    astro-semsearch train --config astro_semsearch/training/default_config.toml --out runs/galclip-v1
+    astro-semsearch train --config astro_semsearch/training/default_config.toml --out runs/galclip-v2
 """
 from __future__ import annotations
 
