@@ -216,7 +216,15 @@ def test_large_indexes_are_checked_on_a_sample_and_ids_when_looked_up(tmp_path, 
 
 def test_the_shipped_index_passes_every_check():
     index = open_index()
-    assert index.ntotal > 0 and "content" not in index.manifest  # saved before content samples: still opens
+    assert index.ntotal == 236 and len(index.manifest["content"]["rows"]) > 0
+
+
+def test_an_index_saved_before_content_samples_still_opens(copy):
+    m = _manifest(copy)
+    del m["content"]
+    (copy / "manifest.json").write_text(json.dumps(m))
+    index = GalaxyIndex.load(copy)
+    assert index.ntotal == N and "content" not in index.manifest
 
 
 # --------------------------------------------------------------------------- shards.json
