@@ -43,8 +43,9 @@ def banked(tiny_model_dir, tmp_path_factory):
 def test_off_topic_text_gets_a_warning_on_topic_none(banked):
     model, index = banked
     assert model.text_similarity("a photo of my cat")[0] < 0.45 < model.text_similarity("ring galaxy")[0]
-    with pytest.warns(NoGoodMatchWarning, match="unlike anything the model was trained on"):
+    with pytest.warns(NoGoodMatchWarning, match="unlike anything the model was trained on") as record:
         hits = semantic_search("a photo of my cat", k=3, index=index, model=model)
+    assert record[0].filename == __file__  # the warning points at the user's line
     match = hits.meta["astro_semsearch"]["match"]
     assert match["good"] is False and match["text_similarity"] < 0.45 and len(hits) == 3  # hits are still returned
     with warnings.catch_warnings():

@@ -141,9 +141,10 @@ def test_min_separation_drops_near_duplicates_but_keeps_k(setup):
 
 def test_k_larger_than_index_warns(setup):
     index, model, _ = setup
-    with pytest.warns(AstropyUserWarning, match="larger than the 82"):
+    with pytest.warns(AstropyUserWarning, match="larger than the 82") as record:
         hits = semantic_search("merger", k=500, index=index, model=model, min_separation=None)
     assert len(hits) == 82
+    assert record[0].filename == __file__  # the warning points at the user's line
     with pytest.warns(AstropyUserWarning):
         hits = semantic_search("merger", k=500, index=index, model=model)
     assert len(hits) == 80  # the two near-duplicates are dropped

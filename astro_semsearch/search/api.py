@@ -156,7 +156,8 @@ def semantic_search(
         # Over-fetch so the re-ranker sees rerank_top_n candidates (no more than the index can give).
         available = index.ntotal if rows_in is None else len(rows_in)
         fetch = max(k, min(rerank_top_n, available))
-    scores, rows = ranked(index, q.vector, fetch, min_sep=min_sep, region_rows=rows_in)
+    # stacklevel 4: past this function and the one_text_backend wrapper, to the user's call
+    scores, rows = ranked(index, q.vector, fetch, min_sep=min_sep, region_rows=rows_in, stacklevel=4)
     meta = {"function": "semantic_search", **q.to_meta(), "k": k,
             "min_separation_arcsec": None if min_sep is None else float(min_sep.value),
             "model": model_provenance(index, model), "index": index_provenance(index)}
@@ -260,4 +261,4 @@ def _match(table: Table, model, q: Query) -> None:
     if not verdict["good"]:
         warnings.warn(f"no good match for {q.text!r}: " + "; ".join(verdict["reasons"])
                       + " (the hits are returned anyway; see meta['astro_semsearch']['match'])",
-                      NoGoodMatchWarning, stacklevel=3)
+                      NoGoodMatchWarning, stacklevel=4)  # past semantic_search and its one_text_backend wrapper

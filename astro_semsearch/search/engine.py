@@ -173,8 +173,12 @@ def dedup(coords: SkyCoord, min_sep: u.Quantity | None, anchor: SkyCoord | None)
     return keep
 
 
-def ranked(index: GalaxyIndex, qvec: np.ndarray, k: int, *, min_sep, exclude_row=None, anchor=None, region_rows=None):
-    """Search, drop excluded and near-duplicate rows, over-fetching until k remain."""
+def ranked(index: GalaxyIndex, qvec: np.ndarray, k: int, *, min_sep, exclude_row=None, anchor=None, region_rows=None,
+           stacklevel: int = 3):
+    """Search, drop excluded and near-duplicate rows, over-fetching until k remain.
+
+    ``stacklevel`` makes a warning point at the user's call (the caller's caller by default).
+    """
     available = index.ntotal if region_rows is None else len(region_rows)
     if exclude_row is not None and (region_rows is None or bool(np.isin(exclude_row, region_rows))):
         available -= 1
@@ -182,7 +186,7 @@ def ranked(index: GalaxyIndex, qvec: np.ndarray, k: int, *, min_sep, exclude_row
         warnings.warn(
             f"k={k} is larger than the {available} galaxies that can be returned; returning all of them",
             AstropyUserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         k = available
     if k <= 0:
