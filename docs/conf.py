@@ -32,3 +32,5 @@ exclude_patterns = ["_build"]
 default_role = "obj"
 html_theme = "alabaster"
 nitpicky = False
+# Attributes sections as field lists: automodapi already documents each property on its own page.
+napoleon_use_ivar = True
