@@ -59,7 +59,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from astropy import units as u
@@ -72,8 +72,8 @@ from ..catalog import DEC_NAMES, FILE_NAMES, RA_NAMES, column_degrees, content_s
 from ..config import conf
 from ..cutouts import Hips2FitsCutouts, LegacySurvey, resolve_source
 from ..exceptions import AstroSemsearchError, CutoutError, InvalidInputError, ServiceUnreachableError
-from ..images import IMAGE_SUFFIXES, find_image, image_problem, load_image
 from ..index import GalaxyIndex
+from .images import local_images, remote_images, stack_images
 from .sizes import frame_rows, size_column_of, warn_unknown_framing
 from .work import (WORK_FORMAT, chunk_path, locked_output, merge_chunk, open_work_dir, read_chunk, rows_to_redo,
                    write_chunk)
@@ -383,18 +383,18 @@ def _run_chunks(plan: _Plan, work: Path, model, src, request: dict, chunk_size: 
         t0 = time.perf_counter()
         if plan.images is not None:
             files = None if plan.fcol is None else [str(v) for v in plan.catalog[plan.fcol][todo]]
-            arrays, reasons, kinds = _local_images(plan.images, plan.ids[todo], files)
+            arrays, reasons, kinds = local_images(plan.images, plan.ids[todo], files)
         else:
             req = request if pixscales is None else dict(request, pixscale=pixscales[todo])
             try:
-                arrays, reasons, kinds = _remote_images(src, plan.ra[todo], plan.dec[todo], **req)
+                arrays, reasons, kinds = remote_images(src, plan.ra[todo], plan.dec[todo], **req)
             except ServiceUnreachableError as exc:
                 raise ServiceUnreachableError(f"{exc}; the build stopped at chunk {k + 1} of {nchunks}, the "
                                               f"finished chunks are kept in {work}: rerun the same command to "
                                               "resume", kind=exc.kind, url=exc.url) from None
         t1 = time.perf_counter()
         good = [i for i, a in enumerate(arrays) if a is not None]
-        emb = (np.asarray(model.embed_images(_stack([arrays[i] for i in good]), batch_size=batch_size),
+        emb = (np.asarray(model.embed_images(stack_images([arrays[i] for i in good]), batch_size=batch_size),
                           dtype=np.float32) if good else np.zeros((0, dim), np.float32))
         t2 = time.perf_counter()
         if emb.shape != (len(good), dim):
@@ -458,67 +458,3 @@ def _index_catalog(plan: _Plan, rows: np.ndarray) -> Table:
     for c in plan.keep:
         table[c] = plan.catalog[c][rows]
     return table
-
-
-# --------------------------------------------------------------------------- images of one chunk
-def _local_images(directory: Path, ids: Sequence[str], files: Sequence[str] | None):
-    """Load each row's file (its file name, else ``<object_id>.<suffix>``); return (arrays or None, reasons, kinds).
-
-    A row is skipped, with a reason naming its file, when the file is not
-    there, cannot be read or is an image the model cannot embed
-    (`~astro_semsearch.images.image_problem`): one bad file never stops the build.
-    """
-    arrays, reasons = [], []
-    for k, object_id in enumerate(ids):
-        name = None if files is None else files[k]
-        path = find_image(directory, str(object_id), name)
-        arr, reason = None, ""
-        if path is None:
-            tried = [name] if name else []
-            tried.append(f"{object_id}.{{{','.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}}}")
-            reason = f"file not found in {directory}: looked for {' and '.join(tried)}"
-        else:
-            try:
-                arr = load_image(str(path))
-                problem = image_problem(arr)
-            except Exception as exc:  # noqa: BLE001 - any unreadable file is this row's skip, not the build's end
-                arr, problem = None, f"cannot be read: {exc}"
-            if problem:
-                arr, reason = None, f"{path.name} {problem}"
-        arrays.append(arr)
-        reasons.append(reason)
-    return arrays, reasons, ["permanent" if a is None else "" for a in arrays]
-
-
-def _remote_images(source, ra, dec, *, size, pixscale, layer, bands, format):
-    """Fetch cutouts; return (list of arrays or None, list of reasons, list of skip kinds)."""
-    t = source.get_cutouts((ra, dec), size=size, pixscale=pixscale, layer=layer, bands=bands, format=format,
-                           errors="flag", progress=False)
-    # A source without error kinds (another CutoutService-like object): a failed fetch is asked for again.
-    error_kinds = t["error_kind"] if "error_kind" in t.colnames else ["network"] * len(t)
-    arrays, reasons, kinds = [], [], []
-    for row_ok, in_fp, err, err_kind, img in zip(t["ok"], t["in_footprint"], t["error"], error_kinds, t["image"]):
-        if not row_ok:
-            arrays.append(None)
-            reasons.append(str(err) or "cutout failed")
-            kinds.append("permanent" if err_kind == "permanent" else "network")
-        elif not in_fp:
-            arrays.append(None)
-            reasons.append("outside the survey footprint (blank cutout)")
-            kinds.append("permanent")
-        elif (problem := image_problem(img)) is not None:
-            arrays.append(None)
-            reasons.append(f"the cutout {problem}")
-            kinds.append("permanent")
-        else:
-            arrays.append(np.asarray(img))
-            reasons.append("")
-            kinds.append("")
-    return arrays, reasons, kinds
-
-
-def _stack(arrays: list) -> Any:
-    """A single (N, ...) array when all images share a shape (faster), else the list."""
-    if arrays and all(a.shape == arrays[0].shape for a in arrays):
-        return np.stack(arrays)
-    return arrays
