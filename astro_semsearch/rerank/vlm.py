@@ -53,78 +53,14 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from .._io import progress
 from .._validate import check_int
-from ..exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
+from ..exceptions import InvalidInputError, ModelLoadError
 from ..search import Query, Reranker
+from .vlm_loading import model_source, pick_device, torch_dtype
 
 __all__ = ["VLMReranker", "DEFAULT_QUESTION"]
 
 #: Question asked about every candidate; ``{query}`` is replaced by the query text.
 DEFAULT_QUESTION = "Does this image show {query}? Answer yes or no."
-
-
-def _looks_like_path(name: str) -> bool:
-    """True for strings that can only be file-system paths, not hub ids ("org/name")."""
-    return (
-        name.startswith((".", "/", "~", "\\"))
-        or "\\" in name
-        or ":" in name
-        or name.count("/") > 1
-        or name.endswith("/")
-    )
-
-
-def _resolve_source(model: str | os.PathLike) -> tuple[str, bool]:
-    """``(what to pass to from_pretrained, is_local_directory)``; ModelLoadError for a bad path."""
-    if not isinstance(model, (str, os.PathLike)):
-        raise InvalidTypeError(f"model must be a directory path or a hub name, not {type(model).__name__}")
-    name = os.fspath(model)
-    if not name.strip():
-        raise ModelLoadError("model is an empty string; pass the directory of a vision-language model")
-    path = Path(name).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelLoadError(f"VLM model {path} is a file; pass the model's directory (with config.json)")
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(
-                f"VLM model directory {path} has no config.json, so it is not a transformers model directory"
-            )
-        return str(path), True
-    if isinstance(model, os.PathLike) or _looks_like_path(name):
-        raise ModelLoadError(f"VLM model directory {path} does not exist")
-    return name, False
-
-
-def _torch_dtype(dtype, device):
-    import torch
-
-    if dtype is None:
-        # float32 is exact and fast enough on CPU; half precision on accelerators.
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "mps":
-            return torch.float16
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        return "auto"
-    value = getattr(torch, str(dtype), None)
-    if not isinstance(value, torch.dtype):
-        raise InvalidInputError(f"dtype {dtype!r} is not a torch dtype (use e.g. 'float32', 'bfloat16' or 'auto')")
-    return value
-
-
-def _device(device):
-    import torch
-
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def _answer_ids(tokenizer, word: str, source: str) -> list[int]:
@@ -283,12 +219,12 @@ class VLMReranker(Reranker):
         self.processor_options = dict(processor_options or {})
         self._last: dict[str, Any] = {}
 
-        source, _ = _resolve_source(model)  # a bad path fails before anything is imported
+        source, _ = model_source(model)  # a bad path fails before anything is imported
         self.model_name = source
-        self.device = _device(device)
-        torch_dtype = _torch_dtype(dtype, self.device)
+        self.device = pick_device(device)
+        load_dtype = torch_dtype(dtype, self.device)
         start = time.perf_counter()
-        self.processor, self.model = self._load(source, torch_dtype)
+        self.processor, self.model = self._load(source, load_dtype)
         self.load_seconds = time.perf_counter() - start
         self.dtype = next(self.model.parameters()).dtype
         self.n_parameters = int(sum(p.numel() for p in self.model.parameters()))
