@@ -22,7 +22,7 @@ from ..exceptions import ModelLoadError
 from .minilm import TEXT_DIM, TEXT_MODEL_NAME, minilm_sha256
 
 __all__ = ["DEFAULT_CONFIG", "MODELS_DIR", "WEIGHTS_FILE", "CONFIG_FILE", "CARD_FILE", "BANK_FILE",
-           "resolve_model_path", "missing_model_error", "read_model_files", "load_bank", "check_text_model"]
+           "resolve_model_path", "missing_model_error", "load_cached", "read_model_files", "load_bank", "check_text_model"]
 
 #: Where the shipped models live: ``astro_semsearch/data/models/<name>/``.
 MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
@@ -75,6 +75,30 @@ def missing_model_error(name_or_path, path: Path) -> ModelLoadError:
     """The error for a model that is not there, listing the shipped ones."""
     shipped = sorted(p.name for p in MODELS_DIR.iterdir() if p.is_dir()) if MODELS_DIR.is_dir() else []
     return ModelLoadError(f"no model {os.fspath(name_or_path)!r} at {path}; shipped models: {shipped}")
+
+
+def load_cached(name_or_path, loader, cache: dict, lock) -> Any:
+    """``loader(directory)`` of a model by name or path, once per resolved path (``cache`` guarded by ``lock``).
+
+    A shipped model saved under the generic name ``"galclip"`` takes its
+    directory's name.
+
+    Raises
+    ------
+    ModelLoadError
+        The model does not exist (the message lists the shipped ones), or ``loader`` refuses its files.
+    """
+    path = resolve_model_path(name_or_path)
+    with lock:
+        if path in cache:
+            return cache[path]
+    if not path.is_dir():
+        raise missing_model_error(name_or_path, path)
+    model = loader(path)
+    if model.name in ("galclip", "") and path.parent == MODELS_DIR.resolve():
+        model.name = path.name
+    with lock:
+        return cache.setdefault(path, model)
 
 
 def read_model_files(directory: Path) -> tuple[dict, bytes, str]:

@@ -27,9 +27,8 @@ from .files import (
     MODELS_DIR,
     WEIGHTS_FILE,
     load_bank,
-    missing_model_error,
+    load_cached,
     read_model_files,
-    resolve_model_path,
 )
 from .files import check_text_model as check_text_model_sha
 from .networks import ImageEncoder, ResidualHead
@@ -393,15 +392,4 @@ def load_model(name_or_path: str | os.PathLike | None = None) -> GalaxyModel:
     >>> model.embed_text("a ring galaxy").shape           # doctest: +SKIP
     (1, 128)
     """
-    path = resolve_model_path(name_or_path)
-    with _CACHE_LOCK:
-        if path in _CACHE:
-            return _CACHE[path]
-    if not path.is_dir():
-        raise missing_model_error(name_or_path, path)
-    model = GalaxyModel.load(path)
-    if model.name in ("galclip", "") and path.parent == MODELS_DIR.resolve():
-        model.name = path.name
-    with _CACHE_LOCK:
-        _CACHE.setdefault(path, model)
-        return _CACHE[path]
+    return load_cached(name_or_path, GalaxyModel.load, _CACHE, _CACHE_LOCK)

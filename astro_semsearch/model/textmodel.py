@@ -33,12 +33,10 @@ from .configuration import check_config, fingerprint_of
 from .files import (
     BANK_FILE,
     DEFAULT_CONFIG,
-    MODELS_DIR,
     WEIGHTS_FILE,
     load_bank,
-    missing_model_error,
+    load_cached,
     read_model_files,
-    resolve_model_path,
 )
 from .files import check_text_model as check_text_model_sha
 from .text import encode_sentences, text_backend, text_list
@@ -184,15 +182,4 @@ def load_text_model(name_or_path: str | os.PathLike | None = None) -> TextModel:
     ModelLoadError
         The model does not exist or its files are missing or corrupt.
     """
-    path = resolve_model_path(name_or_path)
-    with _CACHE_LOCK:
-        if path in _CACHE:
-            return _CACHE[path]
-    if not path.is_dir():
-        raise missing_model_error(name_or_path, path)
-    model = TextModel.load(path)
-    if model.name in ("galclip", "") and path.parent == MODELS_DIR.resolve():
-        model.name = path.name
-    with _CACHE_LOCK:
-        _CACHE.setdefault(path, model)
-        return _CACHE[path]
+    return load_cached(name_or_path, TextModel.load, _CACHE, _CACHE_LOCK)
