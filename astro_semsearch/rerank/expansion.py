@@ -42,6 +42,10 @@ class ExpansionReranker(Reranker):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from astropy.table import Table
+    >>> from astro_semsearch.rerank import ExpansionReranker
+    >>> from astro_semsearch.search import Query
     >>> ex = ExpansionReranker(n=1, weight=0.5)
     >>> q = Query("bar", [1.0, 0.0])
     >>> ex(q, Table({"object_id": ["a", "b"]}), vectors=np.array([[0.0, 1.0], [1.0, 0.0]])).round(4).tolist()

@@ -16,8 +16,11 @@ Examples
 >>> q = Query("ring galaxy", [3.0, 4.0])
 >>> q.text, q.vector.tolist()
 (['ring galaxy'], [0.6, 0.8])
->>> Query.from_meta(q.to_meta()).vector.tolist()
-[0.6, 0.8]
+>>> q.to_meta()["query"]          # what a result table's meta records
+'ring galaxy'
+
+`Query.from_meta` rebuilds a query from that record (with the model that
+embeds its text again).
 """
 from __future__ import annotations
 
