@@ -73,6 +73,10 @@ def main(argv=None) -> int:
     p.add_argument("--compare", default=None, help="another model's directory, for the framing means")
     args = p.parse_args(argv)
     run = Path(args.run)
+    for d in filter(None, (run, args.compare and Path(args.compare))):
+        missing = [f for f in ("summary.json", "wordings.ecsv", "framing.ecsv") if not (d / f).is_file()]
+        if missing:
+            p.error(f"{d} lacks {', '.join(missing)}: give a directory written by data/recipes/evaluate_release.py")
     s = json.loads((run / "summary.json").read_text())
     name = s["model"]
     out = [list_table(f"{name}: the targets", ["target", "measured", "status"], targets(s))]
