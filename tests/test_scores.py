@@ -82,3 +82,21 @@ def test_text_bank_round_trips_and_is_checked(banked, tmp_path):
     bank.unlink()
     with pytest.raises(ModelLoadError, match="text bank"):
         GalaxyModel.load(path)
+
+
+def test_the_calibration_threshold_flags_the_asked_share_of_off_topic_phrases():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "data" / "recipes" / "calibrate_scores.py"
+    spec = importlib.util.spec_from_file_location("calibrate_scores", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    rng = np.random.default_rng(0)
+    for n in (5, 36, 101):
+        sims = rng.uniform(0.2, 0.8, n)
+        for fraction in (0.5, 0.9, 1.0):
+            t = recipe.off_topic_threshold(sims, fraction)
+            flagged = int((sims < t).sum())
+            assert flagged >= int(np.ceil(fraction * n - 1e-9))
+            assert flagged == int(np.ceil(fraction * n - 1e-9))  # and no more than needed

@@ -142,6 +142,7 @@ def evaluate_wordings(model=None, *, wordings=None, gz2_root=None, decals_root=N
             record = {"class": c.id, "kind": q.get("kind", ""), "text": q["text"], "ndcg10": value}
             if q.get("kind") == "negated":
                 record["opposite_positive"] = q.get("opposite_positive")
+                record["set"] = q.get("set", "first")
                 record["ndcg10_opposite_positive"] = (_ndcg(target, vec(q["opposite_positive"]))
                                                       if q.get("opposite_positive") else None)
             else:

@@ -111,8 +111,11 @@ def semantic_search(
         Understand negations in ``query``: "galaxy without a ring",
         "unbarred spiral", "not edge-on", "non-elliptical" search for what is
         left, away from the negated feature (as ``negative=`` would, with
-        ``negative_weight``); see `astro_semsearch.search.negation`. The
-        parsed negatives are recorded in ``meta`` (``parsed_negative``).
+        ``negative_weight``); see `astro_semsearch.search.negation`. A
+        negated answer of a Galaxy Zoo yes/no question ("no spiral arms",
+        "not edge-on") searches for the other answer instead. The parsed
+        negatives are recorded in ``meta`` (``parsed_negative``, and
+        ``opposite_answers``).
 
     Returns
     -------

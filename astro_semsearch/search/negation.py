@@ -9,12 +9,13 @@ into what is wanted and what is not, which the search then combines as
 Forms understood (any case):
 
 * ``without X``, ``with no X``, ``no X``, ``not X``, ``never X``, ``lacking X``,
-  ``free of X`` — X runs to the end of the clause (a comma, a semicolon,
+  ``free of X``, ``isn't X``, ``aren't X``, ``doesn't have X`` — X runs to the
+  end of the clause (a comma, a semicolon, a spaced dash,
   ``but``, ``and`` followed by a new clause, or the end); ``X, Y or Z``
   gives three unwanted terms; "sign of", "trace of", "any", "at all" and
   articles are dropped;
 * ``non-X`` / ``non X`` (one word, or a hyphenated compound such as
-  ``non-edge-on``);
+  ``non-edge-on``) and ``X-free`` (``bar-free``);
 * ``un``-words that negate a feature: ``unbarred``, ``unringed``,
   ``undisturbed``, ``unlensed``, ``non-interacting``, ``isolated``-style
   words are left alone (they are positive descriptions).
@@ -22,6 +23,17 @@ Forms understood (any case):
 Words that merely contain these letters ("nothing", "nova", "featureless",
 "uniform", "annotated") are not negations. If nothing wanted remains
 ("not smooth"), the wanted part is ``"a galaxy"``.
+
+**Yes/no questions.** Where the negated feature is one answer of a Galaxy Zoo
+yes/no question ("spiral arms", "edge-on", "smooth" or "elliptical"), saying
+"no" to it *is* the other answer, which the model was trained on: a disk with
+no spiral arms is an S0, a disk that is not edge-on is face-on. Such a term
+is searched as that answer's wordings (`opposite_answer`), added to the
+wanted part with equal weight, and not subtracted. Subtracting it would
+instead drift towards whatever lacks the feature for another reason:
+"disk galaxy" minus "spiral arms" ranks ellipticals first, which are no
+disks at all. The bar and the odd features have no trained "no" answer and
+stay negatives.
 
 Examples
 --------
@@ -40,7 +52,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["split_negation", "NEGATED_WORDS"]
+__all__ = ["split_negation", "opposite_answer", "NEGATED_WORDS", "OPPOSITE_ANSWERS", "ANSWER_WORDINGS"]
 
 #: ``un``-words that negate a morphological feature, and the feature they exclude.
 NEGATED_WORDS = {
@@ -54,12 +66,14 @@ NEGATED_WORDS = {
     "bulgeless": "bulge",
 }
 
-_CUE = r"(?:without|with\s+no|no|not|never|lacking|free\s+of|isn't|is\s+not)"
+_CUE = (r"(?:without|with\s+no|no|not|never|lacking|free\s+of|isn't|is\s+not|aren't|are\s+not|"
+        r"(?:does|do)(?:n't|\s+not)\s+have)")
 # The unwanted phrase runs to the end of its clause.
-_CLAUSE_END = (r"(?=\s*(?:[;.]|,(?![^,;.]*\b(?:or|nor)\b[^,;.]*(?:[;.]|$))|\bbut\b|\bwhile\b|\bwhereas\b|"
+_CLAUSE_END = (r"(?=\s*(?:[;.]|\s-\s|,(?![^,;.]*\b(?:or|nor)\b[^,;.]*(?:[;.]|$))|\bbut\b|\bwhile\b|\bwhereas\b|"
                r"\band\s+(?:a|an|the|with|has|is|its|no|not|without)\b|$))")
 _NEG_RE = re.compile(rf"(?:^|(?<=[\s,;(]))({_CUE})\s+(.+?){_CLAUSE_END}", re.IGNORECASE)
 _NON_RE = re.compile(r"(?:^|(?<=[\s,;(]))non[-\s]((?:[a-z]+)(?:-[a-z]+)*)", re.IGNORECASE)
+_FREE_RE = re.compile(r"(?:^|(?<=[\s,;(]))([a-z]+(?:-[a-z]+)*)-free\b", re.IGNORECASE)
 _FILLER = re.compile(r"^(?:(?:any|a|an|the|obvious|visible|clear|signs?|traces?|evidence|hint)\s+|of\s+)+",
                      re.IGNORECASE)
 _DANGLING = re.compile(r"(?:\s*(?:,|;|\band\b|\bbut\b|\bwith\b|\bthat\s+is\b|\bthat\s+has\b|\bwhich\s+is\b|"
@@ -80,6 +94,7 @@ def _clean_unwanted(phrase: str) -> list[str]:
 
 
 def _tidy(text: str) -> str:
+    text = re.sub(r"\s+-\s+", ", ", f" {text} ")  # a spaced dash ends a clause like a comma
     text = re.sub(r"\s+([,;.])", r"\1", re.sub(r"\s+", " ", text)).strip(" ,;.")
     text = _DANGLING.sub("", text)
     return _LEADING.sub("", text).strip(" ,;.")
@@ -126,7 +141,77 @@ def split_negation(text: str) -> tuple[str, list[str]]:
         return " "
 
     rest = _NON_RE.sub(take_non, rest)
+    rest = _FREE_RE.sub(take_non, rest)  # "bar-free", "dust-free"
     wanted = _tidy(rest)
     if not unwanted:
         return text.strip(), []
     return (wanted or "a galaxy"), unwanted
+
+
+#: The yes/no questions of the Galaxy Zoo decision tree, as pairs of answers: "no" to one asks for
+#: the other (Q1 smooth or featured, its star/artefact answer aside; Q2 edge-on or not; Q4 spiral
+#: arms or none). Q3 (bar) and Q6 (anything odd) have no trained wordings for their "no" answer.
+OPPOSITE_ANSWERS = {"smooth": "features", "features": "smooth", "edge_on": "face_on", "face_on": "edge_on",
+                    "spiral": "no_arms", "no_arms": "spiral"}
+
+#: Each answer's wordings the model was trained with (those of `astro_semsearch.training.concepts`
+#: that are not an evaluation query: tests/test_negation.py checks both).
+ANSWER_WORDINGS = {
+    "no_arms": ("lenticular", "S0", "S0 galaxy", "lenticular galaxy", "armless disk", "smooth disk galaxy",
+                "featureless disk", "disk with a smooth envelope"),
+    "face_on": ("face-on", "face-on galaxy", "disk seen face-on", "disk viewed from above"),
+    "features": ("disk galaxy", "disc galaxy", "featured galaxy", "late-type galaxy", "galaxy with structure",
+                 "disky galaxy", "galaxy with a disk and visible features", "disk", "disc", "late type"),
+    "spiral": ("spiral galaxy", "galaxy with spiral arms", "spiral structure", "pinwheel galaxy", "spiral disk",
+               "face-on spiral", "arms", "late-type spiral", "a disk galaxy with arms winding out from the centre",
+               "whirlpool-like galaxy", "spiral pattern", "S galaxy"),
+    "edge_on": ("edge on", "edge-on galaxy", "edge-on disk", "edge-on spiral", "disk seen side-on",
+                "thin edge-on disc", "galaxy viewed edge-on", "flat disk seen from the side", "spindle galaxy",
+                "edge-on lenticular", "a thin streak of light, a disk seen edge-on", "highly inclined disk"),
+    "smooth": ("smooth galaxy", "elliptical galaxy", "early type", "spheroidal galaxy", "featureless galaxy",
+               "smooth elliptical", "giant elliptical", "red elliptical galaxy",
+               "smooth featureless elliptical galaxy", "ellipticals", "smooth, rounded galaxy",
+               "a smooth galaxy with light fading evenly from the centre", "E galaxy", "spheroid"),
+}
+
+# The answers' plainest names, held out of training because the evaluation asks for them.
+_NAMES = {"spiral": "spiral", "spirals": "spiral", "spiral arms": "spiral", "edge-on": "edge_on",
+          "side-on disk": "edge_on", "needle galaxy": "edge_on", "elliptical": "smooth", "smooth": "smooth",
+          "early-type galaxy": "smooth", "face-on disk": "face_on", "face-on disk galaxy": "face_on"}
+
+
+def _normal(phrase: str) -> str:
+    phrase = " ".join(phrase.lower().replace("disc", "disk").split())
+    return phrase.removeprefix("a ").removeprefix("an ").removeprefix("the ")
+
+
+# normalised wording (and its plural) -> the answer it names
+_ANSWER_OF = {_normal(w) + plural: a for a, ws in ANSWER_WORDINGS.items() for w in ws for plural in ("", "s")}
+_ANSWER_OF.update({_normal(w): a for w, a in _NAMES.items()})
+
+
+def opposite_answer(term: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(answer, wordings)`` a negated term asks for, or None (it stays a negative).
+
+    ``"spiral arms"`` names the Galaxy Zoo answer "spiral arms: yes", so
+    "a disk with no spiral arms" asks for the answer "no" (S0s, lenticulars,
+    armless disks): its id in `OPPOSITE_ANSWERS` and its `ANSWER_WORDINGS`.
+    The term's longest leading run of words that names an answer counts
+    ("edge-on view" names "edge-on").
+
+    Examples
+    --------
+    >>> opposite_answer("edge-on view")[0]
+    'face_on'
+    >>> "lenticular" in opposite_answer("spiral arms")[1]
+    True
+    >>> opposite_answer("bar") is None   # no trained "no bar" answer
+    True
+    """
+    words = _normal(term).split()
+    named = next((_ANSWER_OF[k] for n in range(len(words), 0, -1) if (k := " ".join(words[:n])) in _ANSWER_OF),
+                 None)
+    if named is None:
+        return None
+    other = OPPOSITE_ANSWERS[named]
+    return other, ANSWER_WORDINGS[other]

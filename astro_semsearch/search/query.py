@@ -6,7 +6,9 @@ table's ``meta`` records it (`Query.to_meta`) and a re-ranker or a second
 round of feedback rebuilds exactly the same vector from there
 (`Query.from_meta`). The recipe for the vector is written once, here:
 
-``q = unit(mean(text(query)))``; with an example image,
+``q = unit(mean(text(query)))``; for a negation that asks for the other
+answer of a Galaxy Zoo yes/no question ("disk without spiral arms"),
+``q = unit(q + unit(mean(text(answer))))``; with an example image,
 ``q = unit((1 - like_weight) q + like_weight unit(image))``; with
 negatives, ``q = unit(q - negative_weight unit(mean(text(negative))))``.
 
@@ -31,21 +33,26 @@ import numpy as np
 
 from .._validate import check_number, check_texts, unit_vector
 from ..exceptions import InvalidInputError
-from .negation import split_negation
+from .negation import opposite_answer, split_negation
 
 __all__ = ["Query", "query_vector"]
 
 
 def query_vector(model, texts: Sequence[str] | None, *, negative: Sequence[str] | None = None,
                  negative_weight: float = 0.5, like_vector: np.ndarray | None = None,
-                 like_weight: float = 0.5) -> np.ndarray:
+                 like_weight: float = 0.5, answer: Sequence[str] | None = None) -> np.ndarray:
     """The unit query vector for texts, an optional example embedding and optional negatives.
 
     ``texts`` may be None for an example-only query (then ``like_vector`` is
     the query). ``model`` embeds the texts (``model.embed_text``).
+    ``answer`` are the wordings of the answer a negation asks for, added to
+    the texts with equal weight.
     """
     if texts:
         q = unit_vector(np.asarray(model.embed_text(list(texts)), dtype=np.float64).mean(axis=0), "text query")
+        if answer:
+            q = unit_vector(q + unit_vector(np.asarray(model.embed_text(list(answer)), dtype=np.float64)
+                                            .mean(axis=0), "answer"), "text query")
         if like_vector is not None:
             q = (1.0 - like_weight) * q + like_weight * unit_vector(like_vector, "example embedding")
     elif like_vector is not None:
@@ -85,8 +92,14 @@ class Query:
         query can be rebuilt from the index alone).
     parsed_negative : list of str, optional
         What `~astro_semsearch.search.negation.split_negation` took out of
-        the phrasings ("galaxy without a ring" -> ``["ring"]``); searched
-        like ``negative``. None when negation parsing was off.
+        the phrasings ("galaxy without a ring" -> ``["ring"]``). None when
+        negation parsing was off.
+    opposite_answers : list of str, optional
+        The Galaxy Zoo answers those negations ask for, where a negated term
+        names one answer of a yes/no question ("no spiral arms" ->
+        ``["no_arms"]``,
+        `~astro_semsearch.search.negation.opposite_answer`): these terms
+        are searched as that answer's wordings instead of as negatives.
     """
 
     text: list[str] | None
@@ -97,6 +110,7 @@ class Query:
     like_weight: float | None = None
     example_object_id: str | None = None
     parsed_negative: list[str] | None = None
+    opposite_answers: list[str] | None = None
 
     def __post_init__(self):
         if isinstance(self.text, str):
@@ -116,25 +130,33 @@ class Query:
 
         With ``negation`` (the default) negated parts of the phrasings
         ("without a ring", "unbarred") are searched as negatives
-        (`~astro_semsearch.search.negation.split_negation`).
+        (`~astro_semsearch.search.negation.split_negation`), or as the other
+        answer where they name one answer of a Galaxy Zoo yes/no question.
         """
         texts = check_texts(text, "query")
         negatives = check_texts(negative, "negative") if negative is not None else []
         negative_weight = check_number(negative_weight, "negative_weight", 0.0)
         like_weight = check_number(like_weight, "like_weight", 0.0, 1.0)
-        wanted, parsed = texts, None
+        wanted, parsed, subtract, answers, answer_words = texts, None, [], [], []
         if negation:
             split = [split_negation(t) for t in texts]
             wanted = list(dict.fromkeys(w for w, _ in split))
             parsed = [n for _, ns in split for n in ns]
-        vec = query_vector(model, wanted, negative=negatives + (parsed or []), negative_weight=negative_weight,
-                           like_vector=like_vector, like_weight=like_weight)
+            for term in parsed:
+                other = opposite_answer(term)
+                if other is None:
+                    subtract.append(term)
+                elif other[0] not in answers:
+                    answers.append(other[0])
+                    answer_words.extend(other[1])
+        vec = query_vector(model, wanted, negative=negatives + subtract, negative_weight=negative_weight,
+                           like_vector=like_vector, like_weight=like_weight, answer=answer_words)
         return cls(texts, vec, negative=negatives or None,
                    negative_weight=negative_weight if negatives or parsed else None,
                    like=like if like_vector is not None else None,
                    like_weight=like_weight if like_vector is not None else None,
                    example_object_id=example_object_id if like_vector is not None else None,
-                   parsed_negative=parsed)
+                   parsed_negative=parsed, opposite_answers=answers or None)
 
     @classmethod
     def from_example(cls, vector, description: str, example_object_id: str | None = None) -> "Query":
@@ -159,6 +181,8 @@ class Query:
         if self.parsed_negative is not None:
             meta["negation"] = True
             meta["parsed_negative"] = list(self.parsed_negative)
+        if self.opposite_answers:
+            meta["opposite_answers"] = list(self.opposite_answers)
         if self.text is None:
             meta["vector"] = [round(float(v), 7) for v in self.vector]
         return meta
