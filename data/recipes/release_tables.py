@@ -115,7 +115,10 @@ def main(argv=None) -> int:
     rows = [[seed, v["injected lens (synthetic)"]["recall100"], v["injected lens (independent sim)"]["recall100"],
              v["injected lens (synthetic)"]["ndcg10"], v["injected lens (independent sim)"]["ndcg10"]]
             for seed, v in enumerate(lenses["per_seed"])]
-    rows.append(["mean", *[float(np.mean([r[i] for r in rows])) for i in range(1, 5)]])
+    per = np.array([r[1:] for r in rows], dtype=float)
+    rows.append(["mean", *per.mean(axis=0).tolist()])
+    if len(per) > 1:
+        rows.append(["standard error of the mean", *(per.std(axis=0, ddof=1) / np.sqrt(len(per))).tolist()])
     out.append(list_table(f'{name}: "{lenses["query"]}" at 1% prevalence (22 lenses a seed)',
                           ["seed", "recall@100 training sim", "recall@100 independent sim", "nDCG@10 training sim",
                            "nDCG@10 independent sim"], rows))
