@@ -127,3 +127,12 @@ def test_the_answer_tables_are_the_training_vocabulary():
         assert list(mine) == [w for w in words[answer] if _normal(w) not in held]
         # every wording of the answer, held out or not, names it when negated
         assert {_normal(w) for w in words[answer]} <= {k for k, a in _ANSWER_OF.items() if a == answer}
+
+
+def test_a_negated_query_is_embedded_in_one_pass():
+    from astro_semsearch.search import Query
+
+    model = WordModel(VOCAB, 8)
+    Query.from_text(model, "disk galaxy with no spiral arms or ring")  # wanted + answer wordings + negative
+    assert len(model.text_calls) == 1
+    assert model.text_calls[0][0] == "disk galaxy" and model.text_calls[0][-1] == "ring"

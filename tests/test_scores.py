@@ -100,3 +100,7 @@ def test_the_calibration_threshold_flags_the_asked_share_of_off_topic_phrases():
             flagged = int((sims < t).sum())
             assert flagged >= int(np.ceil(fraction * n - 1e-9))
             assert flagged == int(np.ceil(fraction * n - 1e-9))  # and no more than needed
+    with pytest.raises(ValueError, match="no off-topic calibration phrases"):
+        recipe.off_topic_threshold(np.array([]), 0.9)
+    with pytest.raises(ValueError, match="must be in"):
+        recipe.off_topic_threshold(sims, 0.0)

@@ -74,22 +74,23 @@ def _int(where: Path, obj: dict, key: str, *, minimum: int | None = 0, optional:
     return value
 
 
-def _str(where: Path, obj: dict, key: str, *, optional: bool = True, label: str | None = None) -> str | None:
+def _typed(where: Path, obj: dict, key: str, kind: type, what: str, optional: bool, label: str | None):
+    """``obj[key]`` if it is a ``kind`` (or absent and ``optional``), else an error naming the field."""
     value = obj.get(key)
     if value is None and optional:
         return None
-    if not isinstance(value, str):
-        raise _fail(where, f"{label or key} must be a string, got {value!r:.80} ({_kind(value)})")
+    if not isinstance(value, kind):
+        shown = f"{value!r:.80} ({_kind(value)})" if kind is str else _kind(value)
+        raise _fail(where, f"{label or key} must be {what}, got {shown}")
     return value
+
+
+def _str(where: Path, obj: dict, key: str, *, optional: bool = True, label: str | None = None) -> str | None:
+    return _typed(where, obj, key, str, "a string", optional, label)
 
 
 def _obj(where: Path, obj: dict, key: str, *, optional: bool = True, label: str | None = None) -> dict | None:
-    value = obj.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, dict):
-        raise _fail(where, f"{label or key} must be a JSON object, got {_kind(value)}")
-    return value
+    return _typed(where, obj, key, dict, "a JSON object", optional, label)
 
 
 def _sha(where: Path, obj: dict, key: str, label: str, *, optional: bool = False) -> str | None:

@@ -48,11 +48,17 @@ def query_vector(model, texts: Sequence[str] | None, *, negative: Sequence[str] 
     ``answer`` are the wordings of the answer a negation asks for, added to
     the texts with equal weight.
     """
+    texts, answer, negative = list(texts or []), list(answer or []) if texts else [], list(negative or [])
+    # one forward pass of the text encoder for every string of the query
+    emb = np.asarray(model.embed_text(texts + answer + negative), dtype=np.float64) if texts or negative else None
+
+    def mean_of(start: int, n: int, what: str) -> np.ndarray:
+        return unit_vector(emb[start:start + n].mean(axis=0), what)
+
     if texts:
-        q = unit_vector(np.asarray(model.embed_text(list(texts)), dtype=np.float64).mean(axis=0), "text query")
+        q = mean_of(0, len(texts), "text query")
         if answer:
-            q = unit_vector(q + unit_vector(np.asarray(model.embed_text(list(answer)), dtype=np.float64)
-                                            .mean(axis=0), "answer"), "text query")
+            q = unit_vector(q + mean_of(len(texts), len(answer), "answer"), "text query")
         if like_vector is not None:
             q = (1.0 - like_weight) * q + like_weight * unit_vector(like_vector, "example embedding")
     elif like_vector is not None:
@@ -60,8 +66,7 @@ def query_vector(model, texts: Sequence[str] | None, *, negative: Sequence[str] 
     else:
         raise InvalidInputError("a query needs text, an example, or both")
     if negative:
-        nvec = unit_vector(np.asarray(model.embed_text(list(negative)), dtype=np.float64).mean(axis=0),
-                           "negative query")
+        nvec = mean_of(len(texts) + len(answer), len(negative), "negative query")
         q = unit_vector(q, "query") - negative_weight * nvec
         if not np.isfinite(np.linalg.norm(q)) or np.linalg.norm(q) < 1e-12:
             raise InvalidInputError("the query vector has no direction (zero length): the query and the "

@@ -72,7 +72,11 @@ def off_topic_threshold(sims_off: np.ndarray, fraction: float) -> float:
     >>> off_topic_threshold(np.array([0.1, 0.2, 0.3, 0.4, 0.9]), 0.8)
     0.65
     """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"the off-topic fraction to flag must be in (0, 1], got {fraction}")
     s = np.sort(np.asarray(sims_off, dtype=float))
+    if s.size == 0:
+        raise ValueError("no off-topic calibration phrases to place the threshold on")
     k = math.ceil(fraction * len(s) - 1e-9)
     return float(s[-1] + 1e-3) if k >= len(s) else round(float(0.5 * (s[k - 1] + s[k])), 6)
 
@@ -85,6 +89,8 @@ def main(argv=None) -> int:
     p.add_argument("--off-topic-flagged", type=float, default=0.9,
                    help="the least fraction of the off-topic calibration phrases to flag")
     args = p.parse_args(argv)
+    if not 0.0 < args.off_topic_flagged <= 1.0:
+        p.error(f"--off-topic-flagged must be in (0, 1], got {args.off_topic_flagged}")
 
     from astro_semsearch.evaluation import load_queries
     from astro_semsearch.model import GalaxyModel, encode_sentences
