@@ -75,6 +75,7 @@ def _config(gz2_dir, align_epochs=1):
         "align": {"epochs": align_epochs, "batch_size": 16, "captions_per_object": 2, "lens_probability": 0.2,
                   "n_arcs": 4, "n_lens_captions": 4, "concept_weight": 0.0, "concept_captions_per_object": 0,
                   "sampler": "uniform"},
+        "text": {"epochs": 0},
         "train": {"seed": 0, "threads": 1},
     }
 
@@ -335,6 +336,8 @@ def test_symbol_term_masks_pairs_of_the_same_class():
 def test_init_model_starts_from_the_given_weights(gz2_dir, tmp_path, monkeypatch):
     start = GalaxyModel.from_config({"name": "start", "dim": 16, "image_size": 32, "stem_channels": 8,
                                      "channels": [8, 16, 16], "head_hidden": 32}, seed=3)
+    start.text_bank = np.zeros((4, 16), np.float32)
+    start.config["score_calibration"] = {"min_text_similarity": 0.5, "min_excess": None}
     start.save(tmp_path / "start")
     cfg = _config(gz2_dir)
     cfg["ssl"]["epochs"] = 0
@@ -344,6 +347,8 @@ def test_init_model_starts_from_the_given_weights(gz2_dir, tmp_path, monkeypatch
     out = train_mod.train(cfg, tmp_path / "ft", device="cpu")
     model = GalaxyModel.load(out)
     assert model.fingerprint == start.fingerprint and model.name == "tiny"
+    # The start's text bank and calibration belong to its text head: the new model is calibrated anew.
+    assert "score_calibration" not in model.config and model.text_bank is None
     log = json.loads((tmp_path / "ft" / "training_log.json").read_text())
     assert log["init_model"]["sha256"] == start.fingerprint
     assert "Initialised from" in (out / "MODEL_CARD.md").read_text()
@@ -382,3 +387,69 @@ def test_unknown_concepts_and_samplers_are_refused(gz2_dir, tmp_path):
     cfg["align"]["sampler"] = "sometimes"
     with pytest.raises(ValueError, match="sampler"):
         train_mod.train(cfg, tmp_path / "b", device="cpu")
+
+
+def test_text_stage_learns_extra_words_and_keeps_every_image_embedding(gz2_dir, tmp_path):
+    # Stage 3 from a trained model: only the text head moves; the extra wordings become training strings.
+    cfg = _config(gz2_dir)
+    cfg["align"].update({"concept_weight": 1.0, "concepts": ["smooth", "features", "round", "lens"]})
+    first = GalaxyModel.load(train_mod.train(cfg, tmp_path / "base", device="cpu"))
+    extra = tmp_path / "extra.toml"
+    extra.write_text('[round]\nwords = ["fuzzy snowball", "round"]\n[lens]\nwords = ["cosmic magnifying glass"]\n')
+    cfg["ssl"]["epochs"], cfg["align"]["epochs"] = 0, 0
+    cfg["train"]["init_model"] = str(tmp_path / "base" / "model")
+    cfg["text"] = {"epochs": 2, "lr": 1e-2, "weight_decay": 0.0, "extra_wordings": str(extra), "anchor_weight": 1.0}
+    out = train_mod.train(cfg, tmp_path / "text", device="cpu")
+    second = GalaxyModel.load(out)
+    images = np.random.default_rng(0).integers(0, 255, size=(6, 40, 40, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(first.embed_images(images), second.embed_images(images))
+    assert second.temperature == pytest.approx(first.temperature)
+    t1, t2 = first.embed_text(["fuzzy snowball"]), second.embed_text(["fuzzy snowball"])
+    assert float(np.abs(t1 - t2).max()) > 1e-3  # the text head did learn
+    strings = set((tmp_path / "text" / "caption_strings.txt").read_text().splitlines())
+    assert "an image of a fuzzy snowball" in strings and "show me cosmic magnifying glass" in strings
+    log = json.loads((tmp_path / "text" / "training_log.json").read_text())
+    assert [e["stage"] for e in log["epochs"]] == ["text", "text"]
+    assert log["text_stage"]["extra_wordings"] == str(extra)
+    assert (tmp_path / "text" / "text_anchor.npy").is_file()  # a resumed stage 3 anchors to stage 2's head
+    # Resuming a finished stage 3 gives the same model.
+    assert GalaxyModel.load(train_mod.train(cfg, tmp_path / "text", device="cpu")).fingerprint == second.fingerprint
+
+
+def test_extra_wordings_are_checked_at_the_door(tmp_path):
+    from astro_semsearch.training.concepts import CONCEPTS, with_extra_wordings
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[spiralz]\nwords = ["x"]\n')
+    with pytest.raises(ValueError, match="spiralz"):
+        with_extra_wordings(CONCEPTS, bad)
+    bad.write_text('[bar]\nwords = "barred"\n')
+    with pytest.raises(ValueError, match=r"\[bar\] needs words"):
+        with_extra_wordings(CONCEPTS, bad)
+    bad.write_text('[bar\n')
+    with pytest.raises(ValueError, match="not valid TOML"):
+        with_extra_wordings(CONCEPTS, bad)
+    with pytest.raises(FileNotFoundError, match="extra wordings"):
+        with_extra_wordings(CONCEPTS, tmp_path / "missing.toml")
+    ok = tmp_path / "ok.toml"
+    ok.write_text('[bar]\nwords = ["BARRED", "  theta   galaxy "]\n')
+    bar = {c.id: c for c in with_extra_wordings(CONCEPTS, ok)}["bar"]
+    old = {c.id: c for c in CONCEPTS}["bar"]
+    assert bar.words == old.words + ("theta galaxy",)  # known words (any case) are not repeated
+
+
+def test_anchor_term_holds_old_strings_and_frees_new_ones():
+    import torch
+
+    from astro_semsearch.training.stages import anchor_term
+
+    old = torch.nn.functional.normalize(torch.randn(5, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    keep = np.array([True, True, False, True, False])
+    ids = np.array([0, 2, 3])
+    assert float(anchor_term(old[ids], ids, (old, keep, 1.0))) == pytest.approx(0.0, abs=1e-6)
+    moved = old[ids].clone()
+    moved[1] = -moved[1]  # string 2 is new: moving it costs nothing
+    assert float(anchor_term(moved, ids, (old, keep, 1.0))) == pytest.approx(0.0, abs=1e-6)
+    moved[0] = -moved[0]  # string 0 was trained before: 1 - cos = 2, over the two kept strings
+    assert float(anchor_term(moved, ids, (old, keep, 1.0))) == pytest.approx(1.0, abs=1e-5)
+    assert float(anchor_term(old[[2, 4]], np.array([2, 4]), (old, keep, 1.0))) == 0.0

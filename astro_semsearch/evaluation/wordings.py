@@ -26,10 +26,13 @@ from .metrics import ndcg_at_k
 from .pools import class_pools
 from .protocol import CLASSES, EvalClass
 
-__all__ = ["DEFAULT_WORDINGS", "load_wordings", "evaluate_wordings", "flag_rates"]
+__all__ = ["DEFAULT_WORDINGS", "THIRD_WORDINGS", "load_wordings", "evaluate_wordings", "flag_rates"]
 
 #: The wording set shipped with the package.
 DEFAULT_WORDINGS = Path(__file__).resolve().parent.parent / "data" / "eval_wordings.toml"
+#: A third author's wordings (7 per class, visual analogies and casual ones too), written after the
+#: first set had been measured and before the stage-3 vocabulary was trained: nobody tuned for them.
+THIRD_WORDINGS = DEFAULT_WORDINGS.with_name("eval_wordings_third.toml")
 
 # Galaxy Zoo questions answered only in the full decision tree (37-column rows).
 _FULL_TREE_QUESTIONS = {"3", "4", "5", "9", "10", "11"}

@@ -162,7 +162,7 @@ ANSWER_WORDINGS = {
     "face_on": ("face-on", "face-on galaxy", "disk seen face-on", "disk viewed from above"),
     "features": ("disk galaxy", "disc galaxy", "featured galaxy", "late-type galaxy", "galaxy with structure",
                  "disky galaxy", "galaxy with a disk and visible features", "disk", "disc", "late type"),
-    "spiral": ("spiral galaxy", "galaxy with spiral arms", "spiral structure", "pinwheel galaxy", "spiral disk",
+    "spiral": ("spiral galaxy", "galaxy with spiral arms", "spiral structure", "spiral disk",
                "face-on spiral", "arms", "late-type spiral", "a disk galaxy with arms winding out from the centre",
                "whirlpool-like galaxy", "spiral pattern", "S galaxy"),
     "edge_on": ("edge on", "edge-on galaxy", "edge-on disk", "edge-on spiral", "disk seen side-on",
@@ -177,7 +177,8 @@ ANSWER_WORDINGS = {
 # The answers' plainest names, held out of training because the evaluation asks for them.
 _NAMES = {"spiral": "spiral", "spirals": "spiral", "spiral arms": "spiral", "edge-on": "edge_on",
           "side-on disk": "edge_on", "needle galaxy": "edge_on", "elliptical": "smooth", "smooth": "smooth",
-          "early-type galaxy": "smooth", "face-on disk": "face_on", "face-on disk galaxy": "face_on"}
+          "early-type galaxy": "smooth", "face-on disk": "face_on", "face-on disk galaxy": "face_on",
+          "pinwheel galaxy": "spiral"}
 
 
 def _normal(phrase: str) -> str:

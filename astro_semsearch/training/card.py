@@ -37,6 +37,12 @@ def model_card(cfg: dict, log: dict, model) -> str:
                   f"{a.get('rare_boost', 0.0)}).")
     if tuple(a.get("aug_scale", (0.9, 1.12))) != (0.9, 1.12):
         notes += f"\nAlignment zoom {a['aug_scale'][0]}-{a['aug_scale'][1]}x, padding: {a.get('aug_pad', 'reflection')}."
+    if log.get("text_stage"):
+        ts = log["text_stage"]
+        n_text = sum(e["stage"] == "text" for e in log["epochs"])
+        notes += (f"\nStage 3 (vocabulary): {n_text} epochs of the text head alone (image tower and temperature "
+                  f"frozen) on {ts['n_concept_strings']} concept strings"
+                  + (f", extra wordings from `{ts['extra_wordings']}`" if ts["extra_wordings"] else "") + ".")
     mon = [e for e in log["epochs"] if "loose_acc" in e]
     if mon:
         notes += (f"\nTraining monitor after the last epoch: {log['monitor']['metric']} on "

@@ -38,6 +38,8 @@ Examples
 from __future__ import annotations
 
 import math
+import os
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -45,9 +47,10 @@ from typing import Any, Callable
 import numpy as np
 
 from ..datasets import GZ2_COLUMNS
+from ..exceptions import InvalidInputError
 
 __all__ = ["Concept", "CONCEPTS", "FRAMES", "RARE_CONCEPTS", "concept_targets", "concept_strings", "vote_matrix",
-           "ConceptCaptioner", "held_out_texts"]
+           "ConceptCaptioner", "held_out_texts", "with_extra_wordings"]
 
 _COL = {c: i for i, c in enumerate(GZ2_COLUMNS)}
 
@@ -217,6 +220,48 @@ def _article(w: str) -> str:
     return "a "
 
 
+def with_extra_wordings(concepts: Sequence[Concept], path: str | os.PathLike) -> tuple[Concept, ...]:
+    r"""The concepts with more wordings, read from a TOML file of ``[concept_id] words = [...]`` tables.
+
+    A wording a concept already has (case-insensitive) is not repeated;
+    concepts the file does not name keep their wordings.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "extra.toml"
+    >>> _ = f.write_text('[bar]\nwords = ["Bar", "bar-shaped galaxy"]\n')
+    >>> bar = [c for c in with_extra_wordings(CONCEPTS, f) if c.id == "bar"][0]
+    >>> bar.words[-1], len(bar.words) - len([c for c in CONCEPTS if c.id == "bar"][0].words)
+    ('bar-shaped galaxy', 1)
+    """
+    try:
+        with open(path, "rb") as f:
+            extra = tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"extra wordings file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InvalidInputError(f"{path} is not valid TOML: {err}") from err
+    known = {c.id for c in concepts}
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        raise InvalidInputError(f"{path}: unknown concept ids {unknown}; known: {sorted(known)}")
+    out = []
+    for c in concepts:
+        table = extra.get(c.id, {"words": []})
+        words = table.get("words") if isinstance(table, dict) else None
+        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+            raise InvalidInputError(f"{path}: [{c.id}] needs words = a list of non-empty strings")
+        have = {w.lower() for w in c.words}
+        new = []
+        for w in (" ".join(w.split()) for w in words):
+            if w.lower() not in have:
+                have.add(w.lower())
+                new.append(w)
+        out.append(Concept(c.id, c.target, c.words + tuple(new)))
+    return tuple(out)
+
+
 def concept_strings(concept: Concept, exclude: Sequence[str] = ()) -> list[str]:
     """Every (wording x frame) string of a concept, sorted, without the ``exclude`` strings (case-insensitive)."""
     ex = {e.strip().lower() for e in exclude}
@@ -270,20 +315,22 @@ def held_out_texts() -> list[str]:
     """Every query text of the evaluation sets, kept out of the training strings so evaluation stays honest.
 
     The phrasings of ``data/eval_queries.toml`` and the wordings (and their
-    positive counterparts) of ``data/eval_wordings.toml``: a concept string
+    positive counterparts) of ``data/eval_wordings.toml`` and
+    ``data/eval_wordings_third.toml``: a concept string
     or concept caption equal to one of them (case-insensitive) is dropped, so
     no evaluated query is ever a verbatim training string.
     """
     from ..evaluation.protocol import load_queries
-    from ..evaluation.wordings import load_wordings
+    from ..evaluation.wordings import DEFAULT_WORDINGS, THIRD_WORDINGS, load_wordings
 
     texts = {q for v in load_queries().values() for q in v}
-    data = load_wordings()
-    for q in data["query"]:
-        texts.add(q["text"])
-        if q.get("opposite_positive"):
-            texts.add(q["opposite_positive"])
-    texts |= set(data["on_topic_generic"])
+    for path in (DEFAULT_WORDINGS, THIRD_WORDINGS):
+        data = load_wordings(path)
+        for q in data["query"]:
+            texts.add(q["text"])
+            if q.get("opposite_positive"):
+                texts.add(q["opposite_positive"])
+        texts |= set(data["on_topic_generic"])
     return sorted(texts)
 
 

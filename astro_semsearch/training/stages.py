@@ -1,7 +1,8 @@
-"""The two training stages, one epoch at a time: SimCLR on images, then image-caption alignment."""
+"""The training stages, one epoch at a time: SimCLR, image-caption alignment, the text-only vocabulary stage."""
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -12,8 +13,8 @@ from .._io import progress
 from .data import seed_for
 from .losses import clip_loss, concept_loss, nt_xent
 
-__all__ = ["ssl_head", "ssl_optimizer", "align_optimizer", "run_ssl_epoch", "run_align_epoch", "AlignData",
-           "ConceptTerm", "symbol_term", "schedule", "sampling_weights"]
+__all__ = ["ssl_head", "ssl_optimizer", "align_optimizer", "text_optimizer", "run_ssl_epoch", "run_align_epoch",
+           "AlignData", "ConceptTerm", "anchor_term", "symbol_term", "schedule", "sampling_weights"]
 
 
 def schedule(step: int, total: int, warmup: int) -> float:
@@ -46,6 +47,16 @@ def align_optimizer(model, cfg, extra: nn.Module | None = None):
     if extra is not None:
         groups.append({"params": list(extra.parameters()), "lr": a["lr"], "base_lr": a["lr"], "weight_decay": 0.0})
     return torch.optim.AdamW(groups, weight_decay=a["weight_decay"])
+
+
+def text_optimizer(model, cfg, extra: nn.Module | None = None):
+    """AdamW over the text head alone (and ``extra``, the concept temperature): stage 3 keeps the image
+    tower, and so every image embedding an index holds, exactly as stage 2 left it."""
+    t = cfg["text"]
+    groups = [{"params": list(model.text_head.parameters()), "lr": t["lr"], "base_lr": t["lr"]}]
+    if extra is not None:
+        groups.append({"params": list(extra.parameters()), "lr": t["lr"], "base_lr": t["lr"], "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, weight_decay=t["weight_decay"])
 
 
 def ssl_optimizer(model, head, cfg):
@@ -142,13 +153,28 @@ class AlignData:
         self.weights = weights                # None (each galaxy once per epoch) or (N,) sampling weights
         self.last_symbol_loss = float("nan")  # mean symbol term of the last epoch (for the log)
         self.last_concept_loss = float("nan")
+        self.anchor = None                    # stage 3: (old text embeddings (U, D), which strings to keep, weight)
 
 
-def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, total_steps, step0):
+def anchor_term(z: torch.Tensor, ids: np.ndarray, anchor) -> torch.Tensor:
+    """Stage 3's memory: ``1 - cos`` between the text head's embeddings and the ones it had before the
+    stage, over the strings it was trained on before (new wordings are free to move)."""
+    old, keep, _ = anchor
+    sel = torch.from_numpy(keep[ids]).to(z.device)
+    if not bool(sel.any()):
+        return z.new_zeros(())
+    prev = old[torch.from_numpy(ids).to(old.device)[sel.to(old.device)]].to(z.device)
+    return (1.0 - (z[sel] * prev).sum(-1)).mean()
+
+
+def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, total_steps, step0, *,
+                    stage: str = "align", freeze_image: bool = False):
+    """One epoch of the caption (CLIP) and concept losses; ``freeze_image``: stage 3, where only the
+    text side learns (image embeddings under ``no_grad``, BatchNorm statistics untouched, no symbols)."""
     a = cfg["align"]
     n = len(data.images)
     bs = min(int(a["batch_size"]), n)
-    seed = seed_for(cfg["train"]["seed"], "align", epoch)
+    seed = seed_for(cfg["train"]["seed"], stage, epoch)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     if data.weights is not None:  # rare kinds drawn more often (with replacement), as many draws per epoch
@@ -161,13 +187,16 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
     gain_power = float(a.get("concept_gain_power", 1.0))
     con_losses = []
     model.train()
+    if freeze_image:
+        model.image_encoder.eval()
+        model.image_head.eval()
     warm = int(cfg["train"]["warmup_fraction"] * total_steps)
     p_lens = float(a.get("lens_probability", 0.0)) if data.lens is not None else 0.0
     sym = data.symbols
     sc = cfg.get("symbols", {})
-    w_sym = float(sc.get("weight", 0.0)) if sym is not None else 0.0
+    w_sym = float(sc.get("weight", 0.0)) if sym is not None and not freeze_image else 0.0
     losses, sym_losses = [], []
-    bar = progress(range(nb), desc=f"align epoch {epoch + 1}", leave=False)
+    bar = progress(range(nb), desc=f"{stage} epoch {epoch + 1}", leave=False)
     for b in bar:
         idx = perm[b * bs:(b + 1) * bs]
         imgs = data.images[idx].copy()
@@ -186,7 +215,9 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
         cid = torch.from_numpy(cap).to(device) if a.get("mask_duplicate_captions", True) else None
         _set_lr(optim, schedule(step0 + b, total_steps, warm))
         scale = model.clamped_logit_scale().exp()
-        zi, zt = model.encode_image_tensor(x), model.encode_text_features(t)
+        with torch.no_grad() if freeze_image else nullcontext():
+            zi = model.encode_image_tensor(x)
+        zt = model.encode_text_features(t)
         loss = clip_loss(zi, zt, scale, cid)
         if w_con > 0:
             # One wording of every concept must rank the batch by that concept's relevance.
@@ -200,6 +231,9 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
             c_loss = concept_loss(zi, zc, tg.to(device), con.scale(), gain_power)
             loss = loss + w_con * c_loss
             con_losses.append(c_loss.item())
+        if data.anchor is not None:
+            zs, ids = (torch.cat([zt, zc]), np.concatenate([cap, words])) if w_con > 0 else (zt, cap)
+            loss = loss + data.anchor[2] * anchor_term(zs, ids, data.anchor)
         if w_sym > 0:
             loss = loss + w_sym * symbol_term(model, sym, idx, swap, zi, zt, scale, sc, rng, gen, aug, device,
                                                sym_losses)

@@ -1,6 +1,6 @@
 """Train the aligned image-text model: ``astro-semsearch train --config CFG --out DIR``.
 
-Two stages, both contrastive:
+Two stages, both contrastive, and an optional third for the text side:
 
 1. **Self-supervised pretraining** (SimCLR, NT-Xent loss) of the image
    encoder on every training-split image, labelled or not: two random
@@ -30,6 +30,12 @@ Two stages, both contrastive:
    encoder and contrastively aligned with the galaxy image and with its
    caption. ``[train] init_model`` starts from a trained model's weights
    (fine-tuning) instead of a random initialisation.
+3. **Vocabulary** (``[text] epochs`` > 0): the same losses again, with the
+   concepts' wordings extended by ``[text] extra_wordings`` (a TOML file of
+   ``[concept_id] words = [...]``), but only the text head learns. The image
+   encoder, its head and the temperature stay as stage 2 left them, so the
+   new words cost no image-side drift, and every image embedding (of an
+   index too) is the same as before the stage.
 
 After every epoch a training monitor, GalaxIDNet's *mini-search loose
 accuracy* (`~astro_semsearch.training.monitor.mini_search_loose_accuracy`), searches a small fixed gallery of
@@ -77,6 +83,7 @@ from .data import embed_captions, get_captioner, init_model, lens_bank, preload,
 from .losses import clip_loss, nt_xent
 from .monitor import make_monitor, mini_search_loose_accuracy
 from .stages import (AlignData, ConceptTerm, align_optimizer, run_align_epoch, run_ssl_epoch, sampling_weights, ssl_head,
+                     text_optimizer,
                      ssl_optimizer)
 
 __all__ = ["train", "load_config", "mini_search_loose_accuracy", "nt_xent", "clip_loss"]
@@ -127,6 +134,7 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
     run.resume(resume)
     run.stage_ssl()
     run.stage_align()
+    run.stage_text()
     return run.finish()
 
 
@@ -157,6 +165,7 @@ class _Run:
         torch.manual_seed(self.seed)
         np.random.seed(self.seed % 2**32)
         self.ssl_epochs, self.align_epochs = int(cfg["ssl"]["epochs"]), int(cfg["align"]["epochs"])
+        self.text_epochs = int(cfg.get("text", {}).get("epochs", 0))
         self.done = 0  # epochs completed (ssl then align)
         self.latest: Path | None = None
         self.ckpts = Checkpoints(out)
@@ -201,7 +210,9 @@ class _Run:
         if init is None:
             model = GalaxyModel.from_config(_model_config(cfg, mean, std), seed=self.seed).to(self.dev)
         else:  # fine-tuning: the architecture and input normalisation come with the weights
-            mcfg = {k: v for k, v in copy.deepcopy(init.config).items() if k != "weights_sha256"}
+            # The text bank and score calibration belong to the old text head: recalibrate after training.
+            mcfg = {k: v for k, v in copy.deepcopy(init.config).items()
+                    if k not in ("weights_sha256", "text_bank_sha256", "score_calibration")}
             mcfg["name"] = cfg["model"]["name"]
             model = GalaxyModel(mcfg)
             model.load_state_dict(init.state_dict())
@@ -209,8 +220,11 @@ class _Run:
         model.config["text_model_sha256"] = minilm_sha256()
         return model, init
 
-    def _captions(self) -> None:
+    def _captions(self, concepts: tuple | None = None) -> None:
         """Captions per galaxy and concept wordings (needed for the step count of stage 2 even when resuming).
+
+        ``concepts``: the concepts to word (default: ``[align] concepts``); stage 3 passes them with its
+        extra wordings.
 
         Every string an evaluation asks for (`~astro_semsearch.training.concepts.held_out_texts`) is
         kept out of the captions and concept wordings; ``caption_strings.txt`` in the run
@@ -223,7 +237,7 @@ class _Run:
         use_concepts = float(a.get("concept_weight", 0)) > 0
         n_concept_caps = int(a.get("concept_captions_per_object", 0))
         concept_strs: list[list[str]] = []
-        concepts = _concepts(a)
+        concepts = _concepts(a) if concepts is None else concepts
         exclude = held_out_texts()
         if use_concepts or n_concept_caps > 0:
             from .concepts import ConceptCaptioner, concept_strings
@@ -319,7 +333,7 @@ class _Run:
                              "images_per_s": n_views / max(dt, 1e-9)}, epoch + 1, optim)
         self.latest = None  # the stage-2 optimiser starts fresh
 
-    def _align_data(self) -> AlignData:
+    def _align_data(self, concepts: tuple | None = None) -> AlignData:
         cfg = self.cfg
         a = cfg["align"]
         feats = embed_captions(self.strings, self.out, self.dev)
@@ -338,7 +352,7 @@ class _Run:
         if a.get("sampler", "uniform") == "weighted":
             from .concepts import RARE_CONCEPTS, concept_targets
 
-            concepts = _concepts(a)
+            concepts = _concepts(a) if concepts is None else concepts
             targets = torch.from_numpy(concept_targets(self.table, concepts)[self.keep])
             rare = [i for i, c in enumerate(concepts) if c.id in a.get("rare_concepts", RARE_CONCEPTS)]
             weights = sampling_weights(targets, rare, float(a.get("voted_weight", 1.0)), float(a.get("rare_boost", 0.0)))
@@ -352,12 +366,7 @@ class _Run:
         if self.done >= self.ssl_epochs + self.align_epochs:
             return
         data = self._align_data()
-        # Alignment uses milder views than SimCLR (the caption describes the galaxy as framed), but its
-        # zoom range ([align] aug_scale, sky padding past the field) teaches framing robustness.
-        a = self.cfg["align"]
-        aug = self._augment(scale=tuple(a.get("aug_scale", (0.9, 1.12))), shift=float(a.get("aug_shift", 0.04)),
-                            blur_sigma=(0.0, 0.8), blur_prob=0.3, noise=0.02, brightness=0.1,
-                            pad=str(a.get("aug_pad", "reflection")))
+        aug = self._align_augment()
         optim = align_optimizer(self.model, self.cfg, self.concepts)
         if self.latest is not None and self.done > self.ssl_epochs:
             Checkpoints.load_optimizer(self.latest, optim, self.dev)
@@ -379,6 +388,73 @@ class _Run:
             print(f"align epoch {epoch + 1}/{self.align_epochs}: loss {loss:.4f}{extra}, {dt:.0f} s, "
                   f"{n_img / max(dt, 1e-9):.0f} img/s, T={self.model.temperature:.4f}")
             self._end_epoch(entry, self.ssl_epochs + epoch + 1, optim)
+
+    def _align_augment(self) -> Augment:
+        # Alignment uses milder views than SimCLR (the caption describes the galaxy as framed), but its
+        # zoom range ([align] aug_scale, sky padding past the field) teaches framing robustness.
+        a = self.cfg["align"]
+        return self._augment(scale=tuple(a.get("aug_scale", (0.9, 1.12))), shift=float(a.get("aug_shift", 0.04)),
+                             blur_sigma=(0.0, 0.8), blur_prob=0.3, noise=0.02, brightness=0.1,
+                             pad=str(a.get("aug_pad", "reflection")))
+
+    def _text_anchor(self, feats: torch.Tensor, first: int) -> torch.Tensor:
+        """The text embeddings of every string as stage 2 left the text head, kept in the run directory
+        so that a resumed stage 3 anchors to them, not to its own half-trained head."""
+        path = self.out / "text_anchor.npy"
+        if self.done > first:
+            if not path.is_file():
+                raise InvalidInputError(f"cannot resume stage 3: {path} (the text anchor) is missing")
+            return torch.from_numpy(np.load(path, allow_pickle=False)).to(self.dev)
+        with torch.no_grad():
+            self.model.text_head.eval()
+            old = torch.cat([self.model.encode_text_features(c.to(self.dev)) for c in feats.split(4096)])
+        tmp = self.out / "text_anchor.tmp.npy"
+        np.save(tmp, old.cpu().numpy(), allow_pickle=False)
+        os.replace(tmp, path)
+        return old
+
+    def stage_text(self) -> None:
+        """Stage 3: the text head alone learns the concepts' wordings plus ``[text] extra_wordings``."""
+        first = self.ssl_epochs + self.align_epochs
+        if self.text_epochs <= 0 or self.done >= first + self.text_epochs:
+            return
+        t = self.cfg["text"]
+        concepts = _concepts(self.cfg["align"])
+        if t.get("extra_wordings"):
+            from .concepts import with_extra_wordings
+
+            concepts = with_extra_wordings(concepts, t["extra_wordings"])
+        concept_state = self.concepts.state_dict() if self.concepts is not None else None
+        before = set(self.strings)  # what stages 1-2 trained on
+        self._captions(concepts)
+        if self.concepts is not None and concept_state is not None:  # the trained temperature carries on
+            self.concepts.load_state_dict(concept_state)
+        self.log["text_stage"] = {"n_unique_captions": len(self.strings),
+                                  "n_concept_strings": int(sum(len(v) for v in self.concept_ids)),
+                                  "extra_wordings": str(t.get("extra_wordings", ""))}
+        data = self._align_data(concepts)
+        if float(t.get("anchor_weight", 0)) > 0:
+            data.anchor = (self._text_anchor(data.feats, first), np.array([x in before for x in self.strings]),
+                           float(t["anchor_weight"]))
+        for p in list(self.model.image_encoder.parameters()) + list(self.model.image_head.parameters()):
+            p.requires_grad_(False)
+        self.model.logit_scale.requires_grad_(False)
+        optim = text_optimizer(self.model, self.cfg, self.concepts)
+        if self.latest is not None and self.done > first:
+            Checkpoints.load_optimizer(self.latest, optim, self.dev)
+        aug = self._align_augment()
+        steps_per = max(1, len(data.images) // min(int(self.cfg["align"]["batch_size"]), len(data.images)))
+        for epoch in range(self.done - first, self.text_epochs):
+            t0 = time.time()
+            loss, n_img = run_align_epoch(self.model, optim, data, self.cfg, epoch, self.dev, aug,
+                                          steps_per * self.text_epochs, steps_per * epoch, stage="text",
+                                          freeze_image=True)
+            dt = time.time() - t0
+            print(f"text epoch {epoch + 1}/{self.text_epochs}: loss {loss:.4f} "
+                  f"(concept term {data.last_concept_loss:.4f}), {dt:.0f} s")
+            self._end_epoch({"stage": "text", "epoch": epoch + 1, "loss": loss, "seconds": dt,
+                             "concept_loss": data.last_concept_loss, "images_per_s": n_img / max(dt, 1e-9)},
+                            first + epoch + 1, optim)
 
     def finish(self) -> Path:
         """Save the final model with its card; return its directory."""

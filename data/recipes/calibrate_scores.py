@@ -1,6 +1,6 @@
 """Give a trained model its text bank and the thresholds of the match verdict (NoGoodMatchWarning).
 
-    python data/recipes/calibrate_scores.py MODEL_DIR --data GZ2_DIR [--max-bank 4000]
+    python data/recipes/calibrate_scores.py MODEL_DIR --data GZ2_DIR [--max-bank 4000] [--extra-wordings FILE]
 
 1. The text bank: the MiniLM features of phrases of the kind the model was
    trained on (every concept wording, and a seeded random subset of the
@@ -36,21 +36,22 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def bank_phrases(gz2_root: str, seed: int = 0, max_bank: int = 4000) -> list[str]:
+def bank_phrases(gz2_root: str, seed: int = 0, max_bank: int = 4000, extra_wordings: str | None = None) -> list[str]:
     """The phrases of the text bank: every concept wording, then training captions up to ``max_bank``.
 
     The concept wordings (`astro_semsearch.training.concepts.CONCEPTS`, one
-    word to a sentence each) are all kept: they are the vocabulary an
-    astronomer types. The rest is a seeded random subset of the training
+    word to a sentence each, with the ``extra_wordings`` the model's stage 3
+    learnt) are all kept: they are the vocabulary an astronomer types. The rest is a seeded random subset of the training
     captioner's captions of the train split and the lens captions. No phrase
     an evaluation asks for is in the bank (`held_out_texts`), as in training.
     """
     from astro_semsearch.datasets import load_gz2, split_of
-    from astro_semsearch.training.concepts import CONCEPTS, held_out_texts
+    from astro_semsearch.training.concepts import CONCEPTS, held_out_texts, with_extra_wordings
     from astro_semsearch.training.data import get_captioner
 
     held = {t.lower() for t in held_out_texts()}
-    words = sorted({w for c in CONCEPTS for w in c.words if w.lower() not in held})
+    concepts = with_extra_wordings(CONCEPTS, extra_wordings) if extra_wordings else CONCEPTS
+    words = sorted({w for c in concepts for w in c.words if w.lower() not in held})
     captioner, caption_table, lens_captions = get_captioner()
     table = load_gz2(gz2_root)
     table = table[np.array([split_of(g) == "train" for g in table["galaxy_id"]])]
@@ -86,6 +87,8 @@ def main(argv=None) -> int:
     p.add_argument("model", help="model directory (written in place)")
     p.add_argument("--data", required=True, help="Galaxy Zoo 2 directory (labels.csv + images/)")
     p.add_argument("--max-bank", type=int, default=4000, help="phrases in the bank (float16, 768 bytes each)")
+    p.add_argument("--extra-wordings", default=None,
+                   help="the [text] extra_wordings file the model was trained with (its words join the bank)")
     p.add_argument("--off-topic-flagged", type=float, default=0.9,
                    help="the least fraction of the off-topic calibration phrases to flag")
     args = p.parse_args(argv)
@@ -96,7 +99,7 @@ def main(argv=None) -> int:
     from astro_semsearch.model import GalaxyModel, encode_sentences
 
     model = GalaxyModel.load(args.model)
-    phrases = bank_phrases(args.data, max_bank=args.max_bank)
+    phrases = bank_phrases(args.data, max_bank=args.max_bank, extra_wordings=args.extra_wordings)
     model.text_bank = encode_sentences(phrases, batch_size=256, progress=True).astype(np.float16)
     with open(HERE / "calibration_phrases.toml", "rb") as f:
         cal = tomllib.load(f)
@@ -108,6 +111,7 @@ def main(argv=None) -> int:
         "min_text_similarity": round(threshold, 4),
         "min_excess": None,
         "calibrated_on": {"text_bank_phrases": len(phrases), "on_topic_phrases": len(on),
+                          **({"extra_wordings": args.extra_wordings} if args.extra_wordings else {}),
                           "off_topic_phrases": len(cal["off_topic"]),
                           "on_topic_flagged": round(float((sims_on < threshold).mean()), 4),
                           "off_topic_flagged": round(float((sims_off < threshold).mean()), 4),

@@ -9,7 +9,8 @@ Writes into ``--out``:
   1 % prevalence), and its `~astro_semsearch.evaluation.render.summary`;
 * ``wordings.ecsv``: `~astro_semsearch.evaluation.wordings.evaluate_wordings`
   (mean and worst wording per class, negated wordings against the opposite
-  answer), with negation parsing and without;
+  answer), with negation parsing and without; ``wordings_third.ecsv``: the
+  same for the third author's set (``data/eval_wordings_third.toml``);
 * ``lenses.json``: recall@100 and nDCG@10 of the one query "strong lens arcs"
   on both injected-lens rows, for seeds 0-4 (22 lenses a seed: one seed is noisy);
 * ``framing.ecsv``: text and probe nDCG@10 per class with every evaluated
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
 
     from astro_semsearch.evaluation import evaluate, to_markdown, to_rst
     from astro_semsearch.evaluation.render import summary
-    from astro_semsearch.evaluation.wordings import evaluate_wordings, flag_rates
+    from astro_semsearch.evaluation.wordings import THIRD_WORDINGS, evaluate_wordings, flag_rates
     from astro_semsearch.model import load_model
 
     out = Path(args.out)
@@ -77,6 +78,11 @@ def main(argv=None) -> int:
                                        "negated_ratio_without_parsing": round(float(q["negated_ratio"]), 3)}
                           for r, q in zip(words, raw)}
     print(words, flush=True)
+    third = evaluate_wordings(model, wordings=THIRD_WORDINGS, gz2_root=args.data, decals_root=decals)
+    third.write(out / "wordings_third.ecsv", overwrite=True)
+    result["wordings_third"] = {r["class"]: {"mean": round(float(r["mean"]), 3), "worst": round(float(r["worst"]), 3),
+                                             "worst_over_best": round(float(r["worst_over_best"]), 3)} for r in third}
+    print(third, flush=True)
 
     lens_ids = ["injected_lens", "injected_lens_independent"]
     queries = {c: ["strong lens arcs"] for c in lens_ids}

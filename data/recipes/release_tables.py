@@ -4,7 +4,8 @@
 
 Prints, as RST ``list-table`` blocks: the targets of the release (from
 ``summary.json``), the wordings (``wordings.ecsv``), the one lens query over
-seeds (``lenses.json``), the framing (``framing.ecsv``; with ``--compare``,
+seeds (``lenses.json``), the third author's wordings (``wordings_third.ecsv``,
+where the run has it; with ``--compare``, the other model's beside), the framing (``framing.ecsv``; with ``--compare``,
 the other model's means beside) and the flag rates (``flags.json``). The
 main table is ``evaluate.rst`` itself.
 """
@@ -102,6 +103,28 @@ def main(argv=None) -> int:
         [[r["class"], int(r["n_wordings"]), float(r["mean"]), float(r["worst"]), float(r["best"]),
           float(r["worst_over_best"]), r["worst_wording"], float(r["negated_ratio"]),
           float(raw[r["class"]]["negated_ratio_without_parsing"])] for r in words]))
+
+    if (run / "wordings_third.ecsv").is_file():
+        third = Table.read(run / "wordings_third.ecsv")
+        before = None
+        header = ["class", "wordings", "mean", "worst", "best", "worst / best", "worst wording"]
+        if args.compare and (Path(args.compare) / "wordings_third.ecsv").is_file():
+            before = {r["class"]: r for r in Table.read(Path(args.compare) / "wordings_third.ecsv")}
+            other_name = json.loads((Path(args.compare) / "summary.json").read_text())["model"]
+            header += [f"mean, {other_name}", f"worst / best, {other_name}"]
+        rows = []
+        for r in third:
+            row = [r["class"], int(r["n_wordings"]), float(r["mean"]), float(r["worst"]), float(r["best"]),
+                   float(r["worst_over_best"]), r["worst_wording"]]
+            if before:
+                b = before.get(r["class"])
+                row += [float(b["mean"]), float(b["worst_over_best"])] if b is not None else [math.nan, math.nan]
+            rows.append(row)
+        ok = sum(float(r["worst_over_best"]) >= 0.6 for r in third)
+        rows.append(["classes with worst >= 0.6 x best", "", "", "", "", f"{ok} of {len(third)}", "",
+                     *([f"{sum(float(b['worst_over_best']) >= 0.6 for b in before.values())} of {len(before)}", ""]
+                       if before else [])])
+        out.append(list_table(f"{name}: the third author's wordings (data/eval_wordings_third.toml)", header, rows))
 
     out.append(list_table(
         f"{name}: every negated wording against a positive wording of the answer it asks for",
