@@ -7,6 +7,7 @@ checkpoints) runs on it for one or two epochs with a tiny network.
 """
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -406,14 +407,20 @@ def test_text_stage_learns_extra_words_and_keeps_every_image_embedding(gz2_dir, 
     assert second.temperature == pytest.approx(first.temperature)
     t1, t2 = first.embed_text(["fuzzy snowball"]), second.embed_text(["fuzzy snowball"])
     assert float(np.abs(t1 - t2).max()) > 1e-3  # the text head did learn
-    strings = set((tmp_path / "text" / "caption_strings.txt").read_text().splitlines())
+    strings = set((tmp_path / "text" / "caption_strings_text_stage.txt").read_text().splitlines())
     assert "an image of a fuzzy snowball" in strings and "show me cosmic magnifying glass" in strings
     log = json.loads((tmp_path / "text" / "training_log.json").read_text())
     assert [e["stage"] for e in log["epochs"]] == ["text", "text"]
     assert log["text_stage"]["extra_wordings"] == str(extra)
-    assert (tmp_path / "text" / "text_anchor.npy").is_file()  # a resumed stage 3 anchors to stage 2's head
-    # Resuming a finished stage 3 gives the same model.
-    assert GalaxyModel.load(train_mod.train(cfg, tmp_path / "text", device="cpu")).fingerprint == second.fingerprint
+    assert len(list((tmp_path / "text").glob("text_anchor_*.npy"))) == 1  # a resumed stage 3 anchors to stage 2
+    # Resuming a finished stage 3 gives the same model, and its card still tells of stage 3.
+    again = train_mod.train(cfg, tmp_path / "text", device="cpu")
+    assert GalaxyModel.load(again).fingerprint == second.fingerprint
+    assert "Stage 3 (vocabulary): 2 epochs" in (again / "MODEL_CARD.md").read_text()
+    # Extra wordings with neither concept loss nor concept captions would never be trained.
+    cfg["align"]["concept_weight"] = 0.0
+    with pytest.raises(ValueError, match="extra_wordings needs"):
+        train_mod.train(cfg, tmp_path / "never", device="cpu")
 
 
 def test_extra_wordings_are_checked_at_the_door(tmp_path):
@@ -436,6 +443,9 @@ def test_extra_wordings_are_checked_at_the_door(tmp_path):
     bar = {c.id: c for c in with_extra_wordings(CONCEPTS, ok)}["bar"]
     old = {c.id: c for c in CONCEPTS}["bar"]
     assert bar.words == old.words + ("theta galaxy",)  # known words (any case) are not repeated
+    # The shipped file names 23 concepts; a run on a subset takes what it can use.
+    subset = [c for c in CONCEPTS if c.id in ("bar", "round")]
+    assert [c.id for c in with_extra_wordings(subset, Path(__file__).parents[1] / "data/recipes/extra_wordings.toml")] == ["bar", "round"]
 
 
 def test_anchor_term_holds_old_strings_and_frees_new_ones():

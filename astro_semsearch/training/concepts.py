@@ -224,7 +224,8 @@ def with_extra_wordings(concepts: Sequence[Concept], path: str | os.PathLike) ->
     r"""The concepts with more wordings, read from a TOML file of ``[concept_id] words = [...]`` tables.
 
     A wording a concept already has (case-insensitive) is not repeated;
-    concepts the file does not name keep their wordings.
+    concepts the file does not name keep their wordings, and tables for
+    concepts not in ``concepts`` (a subset of `CONCEPTS`) are ignored.
 
     Examples
     --------
@@ -242,7 +243,7 @@ def with_extra_wordings(concepts: Sequence[Concept], path: str | os.PathLike) ->
         raise FileNotFoundError(f"extra wordings file not found: {path}") from None
     except tomllib.TOMLDecodeError as err:
         raise InvalidInputError(f"{path} is not valid TOML: {err}") from err
-    known = {c.id for c in concepts}
+    known = {c.id for c in CONCEPTS} | {c.id for c in concepts}
     unknown = sorted(set(extra) - known)
     if unknown:
         raise InvalidInputError(f"{path}: unknown concept ids {unknown}; known: {sorted(known)}")

@@ -61,6 +61,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -220,11 +221,11 @@ class _Run:
         model.config["text_model_sha256"] = minilm_sha256()
         return model, init
 
-    def _captions(self, concepts: tuple | None = None) -> None:
+    def _captions(self, concepts: tuple | None = None, strings_file: str = "caption_strings.txt") -> None:
         """Captions per galaxy and concept wordings (needed for the step count of stage 2 even when resuming).
 
         ``concepts``: the concepts to word (default: ``[align] concepts``); stage 3 passes them with its
-        extra wordings.
+        extra wordings and lists its strings in ``strings_file``, beside stage 2's.
 
         Every string an evaluation asks for (`~astro_semsearch.training.concepts.held_out_texts`) is
         kept out of the captions and concept wordings; ``caption_strings.txt`` in the run
@@ -258,7 +259,7 @@ class _Run:
         self.sid = {s: i for i, s in enumerate(self.strings)}
         self.caption_lists = [[self.sid[c] for c in caps] for caps, k in zip(per_obj, self.keep) if k]
         self.concept_ids = [np.array([self.sid[x] for x in v], dtype=np.int64) for v in concept_strs]
-        atomic_write_bytes(self.out / "caption_strings.txt", ("\n".join(self.strings) + "\n").encode())
+        atomic_write_bytes(self.out / strings_file, ("\n".join(self.strings) + "\n").encode())
         self.concepts = None
         if use_concepts:
             from .concepts import concept_targets
@@ -283,6 +284,8 @@ class _Run:
         self.done = int(state["epochs_done"])
         self.log["epochs"] = state.get("log_epochs", [])
         self.log["resumed_from"] = self.latest.name
+        if state.get("text_stage"):
+            self.log["text_stage"] = state["text_stage"]
         print(f"resuming from {self.latest} ({self.done} epochs done)")
 
     # ---- after every epoch
@@ -303,7 +306,8 @@ class _Run:
         self.log["epochs"].append(entry)
         self.done = done
         self.ckpts.save(done, self._modules(), optim,
-                        {"epochs_done": done, "config": self.cfg, "log_epochs": self.log["epochs"]})
+                        {"epochs_done": done, "config": self.cfg, "log_epochs": self.log["epochs"],
+                         **({"text_stage": self.log["text_stage"]} if "text_stage" in self.log else {})})
         _json_dump(self.out / "training_log.json", self.log)
         _write_metrics(self.out, self.log["epochs"])
 
@@ -400,15 +404,20 @@ class _Run:
     def _text_anchor(self, feats: torch.Tensor, first: int) -> torch.Tensor:
         """The text embeddings of every string as stage 2 left the text head, kept in the run directory
         so that a resumed stage 3 anchors to them, not to its own half-trained head."""
-        path = self.out / "text_anchor.npy"
+        key = hashlib.sha256("\n".join(self.strings).encode()).hexdigest()[:16]
+        path = self.out / f"text_anchor_{key}.npy"  # one row per stage-3 string, in this order
         if self.done > first:
             if not path.is_file():
-                raise InvalidInputError(f"cannot resume stage 3: {path} (the text anchor) is missing")
-            return torch.from_numpy(np.load(path, allow_pickle=False)).to(self.dev)
+                raise InvalidInputError(f"cannot resume stage 3: {path} (the text anchor of these strings) is "
+                                        "missing; were the extra wordings changed since the run began?")
+            old = np.load(path, allow_pickle=False)
+            if old.shape[0] != len(self.strings):
+                raise InvalidInputError(f"{path} has {old.shape[0]} rows for {len(self.strings)} strings")
+            return torch.from_numpy(old).to(self.dev)
         with torch.no_grad():
             self.model.text_head.eval()
             old = torch.cat([self.model.encode_text_features(c.to(self.dev)) for c in feats.split(4096)])
-        tmp = self.out / "text_anchor.tmp.npy"
+        tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, old.cpu().numpy(), allow_pickle=False)
         os.replace(tmp, path)
         return old
@@ -419,14 +428,18 @@ class _Run:
         if self.text_epochs <= 0 or self.done >= first + self.text_epochs:
             return
         t = self.cfg["text"]
-        concepts = _concepts(self.cfg["align"])
+        a = self.cfg["align"]
+        concepts = _concepts(a)
         if t.get("extra_wordings"):
             from .concepts import with_extra_wordings
 
+            if float(a.get("concept_weight", 0)) <= 0 and int(a.get("concept_captions_per_object", 0)) <= 0:
+                raise InvalidInputError("[text] extra_wordings needs [align] concept_weight > 0 or "
+                                        "concept_captions_per_object > 0: otherwise no wording is ever trained")
             concepts = with_extra_wordings(concepts, t["extra_wordings"])
         concept_state = self.concepts.state_dict() if self.concepts is not None else None
         before = set(self.strings)  # what stages 1-2 trained on
-        self._captions(concepts)
+        self._captions(concepts, strings_file="caption_strings_text_stage.txt")
         if self.concepts is not None and concept_state is not None:  # the trained temperature carries on
             self.concepts.load_state_dict(concept_state)
         self.log["text_stage"] = {"n_unique_captions": len(self.strings),

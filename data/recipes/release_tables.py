@@ -116,14 +116,14 @@ def main(argv=None) -> int:
         for r in third:
             row = [r["class"], int(r["n_wordings"]), float(r["mean"]), float(r["worst"]), float(r["best"]),
                    float(r["worst_over_best"]), r["worst_wording"]]
-            if before:
+            if before is not None:
                 b = before.get(r["class"])
                 row += [float(b["mean"]), float(b["worst_over_best"])] if b is not None else [math.nan, math.nan]
             rows.append(row)
         ok = sum(float(r["worst_over_best"]) >= 0.6 for r in third)
         rows.append(["classes with worst >= 0.6 x best", "", "", "", "", f"{ok} of {len(third)}", "",
                      *([f"{sum(float(b['worst_over_best']) >= 0.6 for b in before.values())} of {len(before)}", ""]
-                       if before else [])])
+                       if before is not None else [])])
         out.append(list_table(f"{name}: the third author's wordings (data/eval_wordings_third.toml)", header, rows))
 
     out.append(list_table(
