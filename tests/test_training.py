@@ -463,3 +463,16 @@ def test_anchor_term_holds_old_strings_and_frees_new_ones():
     moved[0] = -moved[0]  # string 0 was trained before: 1 - cos = 2, over the two kept strings
     assert float(anchor_term(moved, ids, (old, keep, 1.0))) == pytest.approx(1.0, abs=1e-5)
     assert float(anchor_term(old[[2, 4]], np.array([2, 4]), (old, keep, 1.0))) == 0.0
+
+
+def test_text_stage_settings_are_checked_before_stage_one(tmp_path):
+    # Stage 3 runs after stages 1-2; a bad [text] setting must not wait for them to fail.
+    for bad, match in (({"epochs": -1}, "epochs must be a whole number"), ({"epochs": 2.5}, "epochs"),
+                       ({"epochs": 1, "lr": 0.0}, r"lr must be a number > 0"),
+                       ({"epochs": 1, "anchor_weight": -1.0}, r"anchor_weight must be a number >= 0"),
+                       ({"epochs": 1, "lr": float("nan")}, "lr")):
+        with pytest.raises(ValueError, match=match):
+            train_mod.train({"text": bad, "data": {"gz2_root": str(tmp_path / "nowhere")}}, tmp_path / "a")
+    with pytest.raises(FileNotFoundError, match="extra wordings"):
+        train_mod.train({"text": {"epochs": 1, "extra_wordings": str(tmp_path / "missing.toml")}}, tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing started

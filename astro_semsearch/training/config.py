@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import tomllib
 from importlib import resources
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ..exceptions import InvalidInputError
 
-__all__ = ["load_config", "to_toml", "DEFAULT_CONFIG_PATH"]
+__all__ = ["load_config", "to_toml", "concepts_of", "check_text_stage", "DEFAULT_CONFIG_PATH"]
 
 #: Where the default configuration lives in a source tree (for the ``train --config`` help text).
 DEFAULT_CONFIG_PATH = "astro_semsearch/training/default_config.toml"
@@ -85,3 +86,44 @@ def to_toml(cfg: dict) -> str:
             lines += [f"{k} = {val(v)}" for k, v in items.items()]
             lines.append("")
     return "\n".join(lines)
+
+
+def concepts_of(a: dict) -> tuple:
+    """The concepts ``[align] concepts`` names (default: all of `~astro_semsearch.training.concepts.CONCEPTS`)."""
+    from .concepts import CONCEPTS
+
+    wanted = a.get("concepts")
+    if wanted is None:
+        return CONCEPTS
+    known = {c.id: c for c in CONCEPTS}
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise InvalidInputError(f"[align] concepts has unknown ids {unknown}; known: {sorted(known)}")
+    return tuple(known[c] for c in wanted)
+
+
+def check_text_stage(cfg: dict) -> tuple | None:
+    """Check ``[text]`` before anything runs (stage 3 starts after stages 1-2, maybe an hour later); return
+    the concepts stage 3 words (with the extra wordings), or None when there is no stage 3."""
+    t = cfg.get("text", {})
+    epochs = t.get("epochs", 0)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise InvalidInputError(f"[text] epochs must be a whole number >= 0, got {epochs!r}")
+    if epochs == 0:
+        return None
+    for key, low in (("lr", 0.0), ("weight_decay", None), ("anchor_weight", None)):
+        v = t.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
+                v <= low if low is not None else v < 0):
+            raise InvalidInputError(f"[text] {key} must be a number {'> 0' if low is not None else '>= 0'}, "
+                                    f"got {v!r}")
+    a = cfg["align"]
+    concepts = concepts_of(a)
+    if t.get("extra_wordings"):
+        from .concepts import with_extra_wordings
+
+        if float(a.get("concept_weight", 0)) <= 0 and int(a.get("concept_captions_per_object", 0)) <= 0:
+            raise InvalidInputError("[text] extra_wordings needs [align] concept_weight > 0 or "
+                                    "concept_captions_per_object > 0: otherwise no wording is ever trained")
+        concepts = with_extra_wordings(concepts, t["extra_wordings"])
+    return concepts

@@ -79,7 +79,7 @@ from .augment import Augment, center_crop
 from .card import model_card
 from .checkpoints import Checkpoints
 from .concepts import held_out_texts
-from .config import load_config
+from .config import check_text_stage, concepts_of, load_config
 from .data import embed_captions, get_captioner, init_model, lens_bank, preload, seed_for, symbol_bank, train_table
 from .losses import clip_loss, nt_xent
 from .monitor import make_monitor, mini_search_loose_accuracy
@@ -130,27 +130,16 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
     device : str, optional
         ``"cpu"``, ``"cuda"``, ...; default: CUDA when available, else CPU.
     """
-    run = _Run(load_config(config), Path(out), _pick_device(device))
+    cfg = load_config(config)
+    text_concepts = check_text_stage(cfg)
+    run = _Run(cfg, Path(out), _pick_device(device))
+    run.text_concepts = text_concepts
     run.prepare()
     run.resume(resume)
     run.stage_ssl()
     run.stage_align()
     run.stage_text()
     return run.finish()
-
-
-def _concepts(a: dict) -> tuple:
-    """The concepts ``[align] concepts`` names (default: all of `~astro_semsearch.training.concepts.CONCEPTS`)."""
-    from .concepts import CONCEPTS
-
-    wanted = a.get("concepts")
-    if wanted is None:
-        return CONCEPTS
-    known = {c.id: c for c in CONCEPTS}
-    unknown = sorted(set(wanted) - set(known))
-    if unknown:
-        raise InvalidInputError(f"[align] concepts has unknown ids {unknown}; known: {sorted(known)}")
-    return tuple(known[c] for c in wanted)
 
 
 class _Run:
@@ -167,6 +156,7 @@ class _Run:
         np.random.seed(self.seed % 2**32)
         self.ssl_epochs, self.align_epochs = int(cfg["ssl"]["epochs"]), int(cfg["align"]["epochs"])
         self.text_epochs = int(cfg.get("text", {}).get("epochs", 0))
+        self.text_concepts: tuple | None = None
         self.done = 0  # epochs completed (ssl then align)
         self.latest: Path | None = None
         self.ckpts = Checkpoints(out)
@@ -238,7 +228,7 @@ class _Run:
         use_concepts = float(a.get("concept_weight", 0)) > 0
         n_concept_caps = int(a.get("concept_captions_per_object", 0))
         concept_strs: list[list[str]] = []
-        concepts = _concepts(a) if concepts is None else concepts
+        concepts = concepts_of(a) if concepts is None else concepts
         exclude = held_out_texts()
         if use_concepts or n_concept_caps > 0:
             from .concepts import ConceptCaptioner, concept_strings
@@ -356,7 +346,7 @@ class _Run:
         if a.get("sampler", "uniform") == "weighted":
             from .concepts import RARE_CONCEPTS, concept_targets
 
-            concepts = _concepts(a) if concepts is None else concepts
+            concepts = concepts_of(a) if concepts is None else concepts
             targets = torch.from_numpy(concept_targets(self.table, concepts)[self.keep])
             rare = [i for i, c in enumerate(concepts) if c.id in a.get("rare_concepts", RARE_CONCEPTS)]
             weights = sampling_weights(targets, rare, float(a.get("voted_weight", 1.0)), float(a.get("rare_boost", 0.0)))
@@ -428,15 +418,7 @@ class _Run:
         if self.text_epochs <= 0 or self.done >= first + self.text_epochs:
             return
         t = self.cfg["text"]
-        a = self.cfg["align"]
-        concepts = _concepts(a)
-        if t.get("extra_wordings"):
-            from .concepts import with_extra_wordings
-
-            if float(a.get("concept_weight", 0)) <= 0 and int(a.get("concept_captions_per_object", 0)) <= 0:
-                raise InvalidInputError("[text] extra_wordings needs [align] concept_weight > 0 or "
-                                        "concept_captions_per_object > 0: otherwise no wording is ever trained")
-            concepts = with_extra_wordings(concepts, t["extra_wordings"])
+        concepts = self.text_concepts  # checked, extra wordings and all, before stage 1 (config.check_text_stage)
         concept_state = self.concepts.state_dict() if self.concepts is not None else None
         before = set(self.strings)  # what stages 1-2 trained on
         self._captions(concepts, strings_file="caption_strings_text_stage.txt")

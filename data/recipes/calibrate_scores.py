@@ -41,7 +41,8 @@ def bank_phrases(gz2_root: str, seed: int = 0, max_bank: int = 4000, extra_wordi
 
     The concept wordings (`astro_semsearch.training.concepts.CONCEPTS`, one
     word to a sentence each, with the ``extra_wordings`` the model's stage 3
-    learnt) are all kept: they are the vocabulary an astronomer types. The rest is a seeded random subset of the training
+    learnt) are all kept: they are the vocabulary an astronomer types. The
+    rest is a seeded random subset of the training
     captioner's captions of the train split and the lens captions. No phrase
     an evaluation asks for is in the bank (`held_out_texts`), as in training.
     """
