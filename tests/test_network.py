@@ -127,7 +127,28 @@ def test_a_service_failing_every_request_stops_the_call(legacy_server):
         with pytest.raises(ServiceUnreachableError, match=r"is failing: 5 cutouts in a row.*HTTP 500"):
             LegacySurvey().get_cutouts(SkyCoord(np.linspace(10, 20, 40), np.zeros(40), unit="deg"), size=SIZE,
                                        errors="flag")
-    assert legacy_server.total <= 5 + conf.max_concurrency
+    assert legacy_server.total <= 5 + conf.max_concurrency - 1
+
+
+def test_a_slow_caller_does_not_let_requests_pile_up_after_the_service_is_judged_down(legacy_server, monkeypatch):
+    # The main thread collecting results is slow (a loaded machine, a progress bar): the failure run is still
+    # judged by the workers as their requests end, so no request starts once the 5th has failed.
+    import astro_semsearch.cutouts.service as service
+
+    class SlowBar:
+        def update(self, n):
+            time.sleep(0.2)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(service, "_progress", lambda **kw: SlowBar())
+    legacy_server.fail("500", times=200)
+    with conf.set_temp("max_retries", 0), conf.set_temp("unreachable_after", 5):
+        with pytest.raises(ServiceUnreachableError, match="5 cutouts in a row"):
+            LegacySurvey().get_cutouts(SkyCoord(np.linspace(10, 20, 40), np.zeros(40), unit="deg"), size=SIZE,
+                                       errors="flag")
+    assert legacy_server.total <= 5 + conf.max_concurrency - 1
 
 
 # --------------------------------------------------------------------------- time and size limits

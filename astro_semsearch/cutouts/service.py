@@ -387,26 +387,53 @@ def _run_parallel(one, n: int, show_progress: bool, health: _FailureRun) -> tupl
     ``one`` returns ``(array or None, CutoutError or None)``; the errors
     come back as texts and kinds. A raised error (a `CutoutError` with
     ``errors="raise"``, or the `ServiceUnreachableError` of ``health``)
-    cancels the requests not yet started and is re-raised.
+    stops the call: no request starts after it, the ones in flight finish,
+    and the first such error is re-raised.
     """
     arrays: list = [None] * n
     errs, kinds = [""] * n, [""] * n
     workers = max(1, int(conf.max_concurrency))
+    # The failure run is counted in the worker, the moment its request ends, and a stop flag is read before
+    # each request starts: a call to a dead service then sends at most threshold + workers - 1 requests,
+    # however slowly the main thread collects results (counting there let finished-but-unread requests pile up).
+    lock, stop, first_error = threading.Lock(), threading.Event(), []
+
+    def task(i: int):
+        if stop.is_set():
+            return None
+        try:
+            result = one(i)
+            with lock:
+                health.record(result[1])
+        except BaseException as exc:
+            with lock:
+                first_error.append(exc)
+            stop.set()
+            raise
+        return result
+
     bar = _progress(total=n, desc="cutouts", unit="img", disable=not show_progress)
     try:
         with ThreadPoolExecutor(max_workers=min(workers, max(n, 1))) as pool:
-            futures = {pool.submit(one, i): i for i in range(n)}
+            futures = {pool.submit(task, i): i for i in range(n)}
             try:
                 for fut in as_completed(futures):
+                    result = fut.result()
+                    if result is None:  # not started: the call is stopping
+                        continue
                     i = futures[fut]
-                    arrays[i], exc = fut.result()  # re-raises CutoutError with errors="raise"
+                    arrays[i], exc = result
                     errs[i], kinds[i] = ("", "") if exc is None else (str(exc), exc.kind)
                     bar.update(1)
-                    health.record(exc)
-            except BaseException:
+            except BaseException as exc:
+                stop.set()
                 for f in futures:
                     f.cancel()
-                raise
+                # A worker's error may reach the main thread after a later one's: re-raise the first.
+                # An interrupt of the main thread itself (Ctrl-C) stays what it is.
+                if not isinstance(exc, Exception) or not first_error or first_error[0] is exc:
+                    raise
+                raise first_error[0]
     finally:
         bar.close()
     return arrays, errs, kinds
