@@ -316,7 +316,7 @@ def test_a_second_build_into_the_same_output_is_refused(model, tmp_path):
     t = threading.Thread(target=other_build)
     t.start()
     try:
-        held.wait(10)
+        assert held.wait(30)
         with pytest.raises(LockedError, match="is writing to"):
             build_index(cat, out=tmp_path / "idx", model=model, images=tmp_path)
         assert not (tmp_path / "idx.partial").exists()  # refused before any work

@@ -108,8 +108,9 @@ def test_dask_sharded_build_searches_like_single(tmp_path, images, model_dir, cl
     q = reference.vectors([0, 7])
     s1, r1 = reference.search(q, 5)
     s2, r2 = sharded.search(q, 5)
-    np.testing.assert_array_equal(r1, r2)
+    # The tiny random model puts neighbours within 1e-5 of each other: ties may swap places between kernels.
     np.testing.assert_allclose(s1, s2, atol=1e-5)
+    assert [set(a) for a in r1] == [set(b) for b in r2]
 
 
 def test_dask_build_resumes_finished_partitions(tmp_path, images, model_dir, client, reference):

@@ -144,14 +144,19 @@ def test_a_save_over_a_loaded_index_keeps_its_mapping_valid(tmp_path):
 def test_leftovers_of_dead_writers_are_removed_on_the_next_save(tmp_path):
     path = tmp_path / "idx"
     dead, host = _dead_pid(), _io._host()
-    stale = [f".idx.tmp-{dead}@{host}-abc123", f".idx.old-{dead}@{host}-x_1", f".idx.new-{dead}@{host}-q9"]
-    kept = [f".idx.tmp-{os.getppid()}@{host}-live", f".idx.tmp-{dead}@other-host.example-far", ".idx.tmp-legacy"]
-    path.mkdir()
-    for name in stale + kept:
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "vectors.npy").write_bytes(b"partial")
-    _index().save(path, overwrite=True)
-    assert _hidden(path) == sorted(kept)  # a live writer, another host and unrecognised names are left alone
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a writer that is alive
+    try:
+        stale = [f".idx.tmp-{dead}@{host}-abc123", f".idx.old-{dead}@{host}-x_1", f".idx.new-{dead}@{host}-q9"]
+        kept = [f".idx.tmp-{live.pid}@{host}-live", f".idx.tmp-{dead}@other-host.example-far", ".idx.tmp-legacy"]
+        path.mkdir()
+        for name in stale + kept:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "vectors.npy").write_bytes(b"partial")
+        _index().save(path, overwrite=True)
+        assert _hidden(path) == sorted(kept)  # a live writer, another host and unrecognised names are left alone
+    finally:
+        live.kill()
+        live.wait()
 
 
 KILL_IN_SWAP = """

@@ -161,7 +161,9 @@ def test_trickling_server_is_cut_at_the_deadline(legacy_server, interval):
         with pytest.raises(CutoutError, match="request_deadline") as err:
             LegacySurvey().get_cutout(SkyCoord(10, 0, unit="deg"), size=SIZE)
         elapsed = time.monotonic() - t0
-    assert 0.8 <= elapsed < 2.5  # cut at about 1 s, not at the next byte nor after the whole trickle
+    # Cut at about 1 s, not at the next byte (3 s away) nor after the whole trickle: the server says how much
+    # it sent; the upper bound on the clock only leaves room for a stalled machine.
+    assert 0.8 <= elapsed < 10
     assert err.value.kind == "network" and legacy_server.bytes_sent < 40
 
 

@@ -153,7 +153,13 @@ def test_load_config(tmp_path):
 
 
 def test_end_to_end_train(gz2_dir, tmp_path):
-    out = train_mod.train(_config(gz2_dir), tmp_path / "run", device="cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = train_mod.train(_config(gz2_dir), tmp_path / "run", device="cpu")  # [train] threads = 1
+        assert torch.get_num_threads() == 2  # the run's thread count does not leak into the caller's session
+    finally:
+        torch.set_num_threads(before)
     model = GalaxyModel.load(out)
     assert model.name == "tiny" and model.dim == 16 and model.image_size == 32
     log = json.loads((tmp_path / "run" / "training_log.json").read_text())

@@ -398,18 +398,26 @@ def _run_parallel(one, n: int, show_progress: bool, health: _FailureRun) -> tupl
     # however slowly the main thread collects results (counting there let finished-but-unread requests pile up).
     lock, stop, first_error = threading.Lock(), threading.Event(), []
 
+    def failed(exc: BaseException) -> None:  # called with the lock held
+        first_error.append(exc)
+        stop.set()
+
     def task(i: int):
         if stop.is_set():
             return None
         try:
             result = one(i)
-            with lock:
-                health.record(result[1])
         except BaseException as exc:
             with lock:
-                first_error.append(exc)
-            stop.set()
+                failed(exc)
             raise
+        # Counting, keeping the first error and stopping are one step: no other worker's failure comes between.
+        with lock:
+            try:
+                health.record(result[1])
+            except BaseException as exc:
+                failed(exc)
+                raise
         return result
 
     bar = _progress(total=n, desc="cutouts", unit="img", disable=not show_progress)

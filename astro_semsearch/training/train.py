@@ -132,14 +132,18 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
     """
     cfg = load_config(config)
     text_concepts = check_text_stage(cfg)
-    run = _Run(cfg, Path(out), _pick_device(device))
-    run.text_concepts = text_concepts
-    run.prepare()
-    run.resume(resume)
-    run.stage_ssl()
-    run.stage_align()
-    run.stage_text()
-    return run.finish()
+    threads = torch.get_num_threads()  # [train] threads applies to this run only, not to the caller's session
+    try:
+        run = _Run(cfg, Path(out), _pick_device(device))
+        run.text_concepts = text_concepts
+        run.prepare()
+        run.resume(resume)
+        run.stage_ssl()
+        run.stage_align()
+        run.stage_text()
+        return run.finish()
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Run:
