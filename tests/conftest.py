@@ -1,7 +1,11 @@
 """Shared pytest configuration.
 
-Tests never read ``../shared``, never touch the user's astropy cache or
-config, and never reach the network unless marked ``remote_data``.
+Tests never read ``../shared``, never touch the user's astropy cache, and
+never reach the network unless marked ``remote_data``. They assume the
+package's default configuration: a ``~/.astropy/config/astro_semsearch.cfg``
+that changes ``text_backend``, ``max_concurrency`` or ``unreachable_after``
+can fail some of them (astropy's ``set_temp_config`` holds a lock for the
+whole block, too coarse for tests that start threads).
 """
 import os
 
