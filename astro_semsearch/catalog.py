@@ -61,19 +61,20 @@ SIZE_COLUMNS = {
 SIZE_NAMES = tuple(SIZE_COLUMNS)
 
 
-def find_column(table, given: str | None, names: Sequence[str], what: str, option: str | None = None) -> str:
+def find_column(table, given: str | None, names: Sequence[str], what: str, option: str | None = None,
+                label: str = "catalogue") -> str:
     """Name of the ``what`` column of ``table``: ``given`` if set, else the first of ``names`` (any case).
 
     A numeric match is preferred: VizieR gives ``RAJ2000`` as sexagesimal text
     and ``_RAJ2000`` in degrees, for example. ``option`` (``"ra_column"``)
     names the argument that sets the column, in the error (with its
-    command-line form, ``--ra-column``).
+    command-line form, ``--ra-column``); ``label`` names the table there.
     """
     how = (f"name it with {option}=..., --{option.replace('_', '-')} on the command line" if option
            else "name it explicitly")
     if given is not None:
         if given not in table.colnames:
-            raise InvalidInputError(f"{what} column {given!r} is not in the catalogue; it has {table.colnames}")
+            raise InvalidInputError(f"{what} column {given!r} is not in the {label}; it has {table.colnames}")
         return given
     lower = {c.lower(): c for c in table.colnames}
     found = [lower[n] for n in names if n in lower]
@@ -83,7 +84,7 @@ def find_column(table, given: str | None, names: Sequence[str], what: str, optio
     if found:
         return found[0]
     raise InvalidInputError(
-        f"cannot find a {what} column in the catalogue; looked for {list(names)} (any case), "
+        f"cannot find a {what} column in the {label}; looked for {list(names)} (any case), "
         f"it has {table.colnames}; {how}"
     )
 

@@ -11,6 +11,7 @@ from importlib import resources
 
 from astropy.table import Table
 
+from ._meta import meta_section
 from .exceptions import InvalidTypeError
 
 __all__ = ["cite", "REFERENCES"]
@@ -173,9 +174,9 @@ def cite(results: Table | None = None) -> str:
     else:
         if not isinstance(results, Table):
             raise InvalidTypeError(f"results must be an astropy Table from this package, got {type(results).__name__}")
-        meta = results.meta.get("astro_semsearch") or {}
+        meta = meta_section(results)  # nested, or JSON text from a FITS file
         keys += _survey_keys(meta.get("survey"))
-        xm = results.meta.get("crossmatch") or {}
+        xm = meta_section(results, "crossmatch")
         if str(xm.get("catalog", "")).lower() == "lenscat":
             keys.append("lenscat")
     seen = []

@@ -24,6 +24,7 @@ Examples
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 from pathlib import Path
@@ -35,7 +36,7 @@ from astropy.table import MaskedColumn, Table
 
 from ._validate import check_angle
 from .catalog import DEC_NAMES, RA_NAMES, column_degrees, find_column
-from .exceptions import InvalidInputError, InvalidTypeError, MissingDependencyError
+from .exceptions import InvalidInputError, InvalidTypeError, MissingDependencyError, ServiceUnreachableError
 
 __all__ = ["crossmatch", "crossmatch_lsdb", "looks_like_path", "RA_NAMES", "DEC_NAMES", "VIZIER_ID", "TABLE_SUFFIXES"]
 
@@ -111,8 +112,20 @@ def _query_vizier(catalog_id: str, results_coords: SkyCoord, radius: u.Quantity)
     """Fetch the rows of a VizieR catalogue near the results (network)."""
     from astroquery.vizier import Vizier
 
+    import requests
+
     viz = Vizier(columns=["**", "_RAJ2000", "_DEJ2000"], row_limit=-1)
-    tables = viz.query_region(results_coords, radius=radius, catalog=catalog_id)
+    try:
+        tables = viz.query_region(results_coords, radius=radius, catalog=catalog_id)
+    except requests.exceptions.RequestException as exc:
+        nearby = sorted(p.name for p in Path(".").glob(f"{glob.escape(catalog_id)}.*") if p.is_file())
+        hint = (f"did you mean the file {nearby[0]}? A local catalogue is given by its file name with its suffix"
+                if nearby else "a local catalogue is given by its file name with its suffix (e.g. mycat.ecsv); "
+                "for VizieR, check the network")
+        raise ServiceUnreachableError(
+            f"{catalog_id!r} was taken as a VizieR catalogue id, and VizieR cannot be reached "
+            f"({type(exc).__name__}); {hint}", url=str(getattr(viz, "VIZIER_SERVER", "")),
+        ) from exc
     if len(tables) == 0:
         return Table({"_RAJ2000": np.zeros(0) * u.deg, "_DEJ2000": np.zeros(0) * u.deg})
     table = tables[0]
@@ -151,8 +164,8 @@ def _catalog_table(catalog, results_coords, radius, ra_column, dec_column):
             "catalog must be an astropy Table, a SkyCoord, 'lenscat', a catalogue file or a VizieR id, "
             f"got {type(catalog).__name__}"
         )
-    ra_col = find_column(table, ra_column, RA_NAMES, "right ascension")
-    dec_col = find_column(table, dec_column, DEC_NAMES, "declination")
+    ra_col = find_column(table, ra_column, RA_NAMES, "right ascension", option="ra_column")
+    dec_col = find_column(table, dec_column, DEC_NAMES, "declination", option="dec_column")
     return table, _coords_of(table, ra_col, dec_col, "catalogue"), name
 
 
@@ -201,10 +214,23 @@ def crossmatch(
         The result columns, then the catalogue's columns, then
         ``separation`` (arcsec; masked where there is no match). Result rows
         keep their order.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from astropy.table import Table
+    >>> hits = Table({"object_id": ["a", "b"], "ra": [10.0, 20.0] * u.deg, "dec": [1.0, 2.0] * u.deg})
+    >>> known = Table({"name": ["X"], "RAJ2000": [20.0], "DEJ2000": [2.0002]})
+    >>> crossmatch(hits, known, radius=1 * u.arcsec, join_type="inner")["object_id", "name"].pformat()
+    ['object_id name', '--------- ----', '        b    X']
+    >>> known_lenses = crossmatch(hits, "lenscat", radius=2 * u.arcsec)   # doctest: +SKIP
     """
     results, radius = _check_request(results, radius, join_type)
-    rcoords = _coords_of(results, find_column(results, None, RA_NAMES, "right ascension"),
-                         find_column(results, None, DEC_NAMES, "declination"), "results")
+    # The results' columns cannot be named (ra_column/dec_column are the catalogue's): say how to fix them.
+    rcoords = _coords_of(results, find_column(results, None, RA_NAMES, "right ascension",
+                                              label="results table (give it ra and dec columns in degrees)"),
+                         find_column(results, None, DEC_NAMES, "declination",
+                                     label="results table (give it ra and dec columns in degrees)"), "results")
     table, ccoords, default_name = _catalog_table(catalog, rcoords, radius, ra_column, dec_column)
     if len(ccoords) == 0 or len(results) == 0:
         ri = ci = np.zeros(0, dtype=np.int64)
@@ -249,7 +275,7 @@ def _join(results: Table, table: Table, ri: np.ndarray, ci: np.ndarray, sep: np.
         all_sep = np.concatenate([sep, np.full(extra.size, np.nan)])
         order = np.argsort(all_ri, kind="stable")
         ri, ci, sep = all_ri[order], all_ci[order], all_sep[order]
-    out = Table(results[ri] if len(ri) else results[:0], masked=False, copy=True)
+    out = type(results)(results[ri] if len(ri) else results[:0], masked=False, copy=True)
     missing = ci < 0
     safe_ci = np.where(missing, 0, ci)
     for name in table.colnames:

@@ -90,6 +90,8 @@ class ServiceUnreachableError(CutoutError):
     Raised by ``get_cutouts`` (whatever its ``errors=``), `build_index` and
     `similar_to` when requests in a row fail to connect (or all fail for
     network reasons); the message names the URL and the setting to check.
+    `~astro_semsearch.crossmatch` raises it too when the VizieR catalogue it
+    was given cannot be fetched.
     """
 
     def __init__(self, message: str = "", *, kind: str = "unreachable", url: str | None = None):

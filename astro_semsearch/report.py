@@ -25,7 +25,8 @@ already claims that extension.)
 Examples
 --------
 >>> from astro_semsearch.report import write_html
->>> write_html(semantic_search("ring galaxy", k=20), "rings.html")   # doctest: +SKIP
+>>> hits = semantic_search("ring galaxy", k=20)                        # doctest: +SKIP
+>>> write_html(hits, "rings.html")                                    # doctest: +SKIP
 >>> hits.write("rings.html", format="semsearch-html", overwrite=True)  # doctest: +SKIP
 
 From the command line::
@@ -46,6 +47,7 @@ import numpy as np
 from astropy.table import Row, Table
 
 from ._io import atomic_write_bytes
+from ._meta import meta_section
 from ._validate import check_int
 from ._validate import finite_or_none as _number
 from .catalog import column_degrees
@@ -217,8 +219,7 @@ def _card(table: Table, i: int, thumb: np.ndarray | None, image_format: str, thu
 def render_html(results: Table, thumbs: list, *, title: str | None = None, thumb_size: int = 160,
                 image_format: str = "jpeg") -> str:
     """The report as a string (what `write_html` writes), from thumbnails already in hand."""
-    meta = results.meta.get("astro_semsearch") or {}
-    meta = meta if isinstance(meta, dict) else {}
+    meta = meta_section(results)  # nested, or JSON text from a FITS file
     if title is None:
         q = meta.get("query")
         q = " + ".join(map(str, q)) if isinstance(q, (list, tuple)) else q
@@ -316,6 +317,7 @@ def write_html(
 
     Examples
     --------
+    >>> hits = semantic_search("ring galaxy", k=20)           # doctest: +SKIP
     >>> write_html(hits, "hits.html", images="cutouts/")   # doctest: +SKIP
     """
     from .thumbnails import result_images

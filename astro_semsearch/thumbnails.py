@@ -63,6 +63,7 @@ from astropy import units as u
 from astropy.table import Row, Table
 from astropy.utils.exceptions import AstropyUserWarning
 
+from ._meta import meta_section
 from ._validate import check_int
 from .catalog import FILE_NAMES, column_degrees
 from .cutouts import Hips2FitsCutouts, LegacySurvey, get_cutouts, resolve_source
@@ -213,7 +214,8 @@ def result_images(
 
     Examples
     --------
-    >>> thumbs = result_images(semantic_search("ring galaxy", k=10))  # doctest: +SKIP
+    >>> hits = semantic_search("ring galaxy", k=10)                    # doctest: +SKIP
+    >>> thumbs = result_images(hits)                                   # doctest: +SKIP
     >>> thumbs = result_images(hits, images="cutouts/")                # doctest: +SKIP
     """
     results = _as_table(results)
@@ -334,7 +336,7 @@ def _index_of(index, results: Table):
     """The index to consult: the one given, else the one named in the results' meta if it opens here."""
     if index is not None:
         return open_index(index)
-    info = (results.meta.get("astro_semsearch") or {}).get("index") or {}
+    info = meta_section(results).get("index") or {}
     if not isinstance(info, Mapping):
         return None
     for cand in (info.get("path"), info.get("name")):

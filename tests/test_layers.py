@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "astro_semsearch"
 
 #: The pipeline stages, lowest first. A module may import its own layer or lower ones.
 LAYERS = (
-    ("config", "exceptions", "_validate", "_io", "_lazy"),
+    ("config", "exceptions", "_validate", "_io", "_lazy", "_meta"),
     ("catalog", "images"),
     ("cutouts",),
     ("model",),

@@ -45,7 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in _GROUPS:
         group.add_parser(sub)
+    _remember_parsers(sub)
     return parser
+
+
+def _remember_parsers(subparsers) -> None:
+    """Give each (sub)command's namespace its own parser, so a mistyped option is reported by it."""
+    for p in subparsers.choices.values():
+        p.set_defaults(_parser=p)
+        for action in p._actions:  # nested commands (index info, ...); their defaults win over their parent's
+            if isinstance(action, argparse._SubParsersAction):
+                _remember_parsers(action)
+
+
+def _reject_unknown(args, extra: list[str]) -> None:
+    """Report unrecognised arguments through the subcommand's parser (its usage), with the nearest option."""
+    import difflib
+
+    p = getattr(args, "_parser", None)
+    if p is None:
+        return
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    options = list(p._option_string_actions)
+    for word in extra:
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], options, n=1, cutoff=0.6)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+                break
+    p.error(message)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -60,7 +88,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args, extra = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if extra:
+        _reject_unknown(args, extra)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
+from .._meta import flat_meta, keeps_flat_meta, keeps_nested_meta, write_options
 from ..exceptions import InvalidInputError
 
 __all__ = ["emit_table", "refuse_existing", "output_format", "add_output_options"]
@@ -73,37 +75,26 @@ def emit_table(table, output=None, overwrite: bool = False, summary: str | None 
         return 0
     refuse_existing(output, overwrite)
     fmt = output_format(output, fmt)
-    name = str(output).lower()
-    if not (name.endswith((".ecsv", ".hdf5", ".h5", ".parquet")) or fmt in ("ascii.ecsv", "ecsv", "hdf5", "parquet")):
-        table = _flat_meta(table)
+    if not keeps_nested_meta(output, fmt):
+        table = flat_meta(table)
     import warnings
 
     with warnings.catch_warnings():
         # FITS keeps the long key as a HIERARCH card, which is what we want
         warnings.filterwarnings("ignore", message="Keyword name .* is greater than 8 characters")
-        table.write(output, overwrite=overwrite, format=fmt)
+        table.write(output, overwrite=overwrite, format=fmt, **write_options(output, fmt))
     print(summary or f"wrote {len(table)} rows to {output}")
+    if table.meta and not keeps_flat_meta(output, fmt):
+        print(f"note: {fmt or Path(str(output)).suffix} keeps no table metadata, so {output} holds the columns "
+              "without the provenance (query, model, index); write .ecsv or .fits to keep it", file=sys.stderr)
     return 0
-
-
-def _flat_meta(table):
-    """A copy whose nested meta (the provenance) is kept as JSON text: FITS, VOTable and text formats hold only
-    flat values."""
-    import json
-
-    out = table.copy(copy_data=False)
-    out.meta.pop("__attributes__", None)  # display settings (pprint_exclude_names), not data
-    for key, value in list(out.meta.items()):
-        if isinstance(value, (dict, list)):
-            out.meta[key] = json.dumps(value, default=str, sort_keys=True)
-    return out
 
 
 def add_output_options(p, what: str = "the result table") -> None:
     """``-o/--output``, ``--format`` and ``--overwrite``."""
     p.add_argument("-o", "--output", default=None, metavar="FILE",
-                   help=f"write {what} here instead of printing it; the format comes from the suffix (.ecsv keeps "
-                        "the provenance; .fits, .vot, .csv, .txt, .html, .parquet ...) or --format")
+                   help=f"write {what} here instead of printing it; the format comes from the suffix (.ecsv, "
+                        ".fits and .parquet keep the provenance; .vot, .csv, .txt, .html ... do not) or --format")
     p.add_argument("--format", default=None, metavar="FORMAT",
                    help="table format for -o when the suffix does not say (any astropy format: ecsv, fits, "
                         "votable, csv, ascii.fixed_width_two_line ...)")

@@ -26,11 +26,11 @@ def _cli_cite(args) -> int:
 
     results = None
     if args.results is not None:
-        from astropy.table import Table
+        from .._meta import read_results
 
         if not Path(args.results).is_file():
             raise FileNotFoundError(f"no result table at {args.results}")
-        results = Table.read(args.results)
+        results = read_results(args.results)
     text = cite(results)
     if args.output:
         refuse_existing(args.output, args.overwrite)

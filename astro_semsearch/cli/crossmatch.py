@@ -1,6 +1,7 @@
 """``astro-semsearch crossmatch``: a result table against a catalogue."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..exceptions import InvalidInputError
@@ -11,8 +12,8 @@ __all__ = ["add_parser"]
 
 def _cli_crossmatch(args) -> int:
     from astropy import units as u
-    from astropy.table import Table
 
+    from .._meta import read_results
     from ..crossmatch import crossmatch
 
     try:
@@ -25,7 +26,7 @@ def _cli_crossmatch(args) -> int:
     output_format(args.output, args.format)
     if not Path(args.results).is_file():
         raise FileNotFoundError(f"no result table at {args.results}")
-    results = Table.read(args.results)
+    results = read_results(args.results)
     out = crossmatch(
         results,
         args.catalog,
@@ -35,7 +36,15 @@ def _cli_crossmatch(args) -> int:
         ra_column=args.ra_column,
         dec_column=args.dec_column,
     )
-    summary = f"wrote {len(out)} rows ({out.meta['crossmatch']['n_matched']} matched) to {args.output}"
+    n_matched = out.meta["crossmatch"]["n_matched"]
+    if args.output is None:
+        # On the terminal, what matched comes first: the separation and the catalogue's columns, then the rest.
+        print(f"{n_matched} of {len(results)} results matched within {radius:g}", file=sys.stderr)
+        added = [c for c in out.colnames if c not in results.colnames]
+        lead = [c for c in ("rank", "object_id") if c in out.colnames]
+        order = lead + ["separation"] + [c for c in added if c != "separation"]
+        out = out[order + [c for c in out.colnames if c not in order]]
+    summary = f"wrote {len(out)} rows ({n_matched} matched) to {args.output}"
     return emit_table(out, args.output, args.overwrite, summary, fmt=args.format)
 
 

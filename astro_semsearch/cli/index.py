@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 __all__ = ["add_parser"]
 
@@ -54,7 +55,6 @@ def _format_sharded(index) -> str:
 def _damaged(target, error: Exception) -> int:
     """What can still be read of an index that does not open, and what is wrong with it."""
     import sys
-    from pathlib import Path
 
     print(f"index        {target}")
     for name in ("manifest.json", "shards.json"):
@@ -88,8 +88,8 @@ def _cli_info(args) -> int:
     try:
         index = open_index(args.index)
     except IndexIntegrityError as exc:
-        if args.index is None or "://" in str(args.index):
-            raise
+        if args.index is None or "://" in str(args.index) or not Path(str(args.index)).exists():
+            raise  # nothing on disk to describe: the error alone
         return _damaged(args.index, exc)
     if args.json:
         print(json.dumps(index.manifest, indent=2))

@@ -120,9 +120,14 @@ def semantic_search(
     Returns
     -------
     `~astropy.table.Table`
-        ``rank, object_id, ra, dec, score`` + the index's catalogue columns;
-        with ``rerank`` also ``rerank_score`` and ``search_rank`` after
-        ``score``, and ``meta["astro_semsearch"]["rerank"]``.
+        ``rank, object_id, ra, dec`` (deg), ``score`` (cosine similarity),
+        ``percentile`` and ``excess`` (against the index's background, the
+        same for every query: `astro_semsearch.search.scores`), the index's
+        catalogue columns and ``viewer_url``; with ``rerank`` also
+        ``rerank_score`` and ``search_rank`` after ``score``, and
+        ``meta["astro_semsearch"]["rerank"]``. ``meta["astro_semsearch"]``
+        records the query, model, index and the match verdict
+        (``"match"``).
 
     Examples
     --------
@@ -222,6 +227,9 @@ def similar_to(
     Returns
     -------
     `~astropy.table.Table`
+        The columns of `semantic_search` (``score`` is the cosine
+        similarity to the target's embedding); ``meta["astro_semsearch"]``
+        records the target, model and index.
 
     Examples
     --------

@@ -47,6 +47,7 @@ import numpy as np
 from astropy.table import MaskedColumn, Table
 from astropy.utils.exceptions import AstropyUserWarning
 
+from .._meta import meta_section
 from .._validate import check_int, check_matrix
 from ..exceptions import InvalidInputError, InvalidTypeError
 from .engine import resolve_model
@@ -151,8 +152,8 @@ def get_reranker(reranker: Reranker | str, **options) -> Reranker:
 # rerank(): the plumbing shared by every re-ranker
 # --------------------------------------------------------------------------
 def results_meta(results: Table) -> dict:
-    meta = results.meta.get("astro_semsearch")
-    return meta if isinstance(meta, dict) else {}
+    """``results.meta["astro_semsearch"]``, nested or as the JSON text a FITS file keeps."""
+    return meta_section(results)
 
 
 def results_index(results: Table, index=None):
@@ -252,9 +253,7 @@ def _reordered(results: Table, reranker: Reranker, scores: np.ndarray, top_n: in
         out["rank"] = np.arange(1, n + 1, dtype=np.int64)
     else:
         out.add_column(np.arange(1, n + 1, dtype=np.int64), name="rank", index=0)
-    meta = out.meta.setdefault("astro_semsearch", {})
-    if not isinstance(meta, dict):
-        meta = out.meta["astro_semsearch"] = {}
+    meta = out.meta["astro_semsearch"] = meta_section(out)  # a FITS file's JSON text becomes a dict again
     record = {"name": reranker.name, "parameters": reranker.describe(), "top_n": int(top_n),
               "seconds": round(seconds, 4),
               "candidates_per_second": round(top_n / seconds, 1) if seconds > 0 else None}

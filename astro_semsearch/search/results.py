@@ -20,14 +20,43 @@ rank object_id score
 from __future__ import annotations
 
 import shutil
+import warnings
 
+from astropy.io.registry import UnifiedReadWriteMethod
 from astropy.table import Table
+from astropy.table.connect import TableWrite
 
 __all__ = ["Results", "as_results"]
 
 
+class _ResultsWrite(TableWrite):
+    """`astropy.table.Table.write`, keeping the provenance where the format can hold it.
+
+    ECSV, Parquet and HDF5 keep ``meta`` as it is; FITS keeps each nested
+    value as JSON text (read back by `~astro_semsearch.cite` and the other
+    readers of result tables); VOTable, CSV and the other text formats keep
+    no table metadata.
+    """
+
+    def __call__(self, *args, **kwargs):
+        from .._meta import flat_meta, keeps_nested_meta, write_options
+
+        path, fmt = (args[0] if args else kwargs.get("output")), kwargs.get("format")
+        table = self._instance
+        if path is not None and not keeps_nested_meta(path, fmt):
+            table = flat_meta(table)
+        for key, value in write_options(path, fmt).items():
+            kwargs.setdefault(key, value)
+        with warnings.catch_warnings():
+            # FITS keeps a long key as a HIERARCH card, which is what is wanted
+            warnings.filterwarnings("ignore", message="Keyword name .* is greater than 8 characters")
+            return TableWrite(table, self._cls).__call__(*args, **kwargs)
+
+
 class Results(Table):
     """A search result table; see the module docstring for how it prints."""
+
+    write = UnifiedReadWriteMethod(_ResultsWrite)
 
     @staticmethod
     def _width(max_width: int | None) -> int:
@@ -47,24 +76,34 @@ class Results(Table):
             if getattr(col, "ndim", 1) > 1:
                 continue
             lines = col.pformat(max_lines=12, show_unit=True, show_name=True)
-            width = max((len(s) for s in lines), default=len(name)) + (1 if names else 0)
+            # A long column ends in "Length = N rows", wider than its values: not part of its width.
+            width = max((len(s) for s in lines if not s.startswith("Length = ")), default=len(name)) + \
+                (1 if names else 0)
             if names and used + width > max_width:
                 break
             names.append(name)
             used += width
         return names or list(self.colnames[:1])
 
-    def pformat(self, max_lines=-1, max_width=-1, **kwargs):
+    # Table's own positional order is kept: astropy calls these positionally (pprint_all, pformat_all).
+    def pformat(self, max_lines=-1, max_width=-1, *args, **kwargs):
         if kwargs.get("html"):
-            return super().pformat(max_lines=max_lines, max_width=max_width, **kwargs)
+            return super().pformat(max_lines, max_width, *args, **kwargs)
         width = self._width(max_width)
         with self.pprint_include_names.set(self._fitting_names(width)):
-            return super().pformat(max_lines=max_lines, max_width=width, **kwargs)
+            return super().pformat(max_lines, width, *args, **kwargs)
 
-    def pprint(self, max_lines=None, max_width=None, **kwargs):
+    def pprint(self, max_lines=None, max_width=None, *args, **kwargs):
         width = self._width(max_width)
         with self.pprint_include_names.set(self._fitting_names(width)):
-            return super().pprint(max_lines=max_lines, max_width=width, **kwargs)
+            return super().pprint(max_lines, width, *args, **kwargs)
+
+    # "_all" is every row and every column (but viewer_url), as for a Table: no fitting to the terminal.
+    def pformat_all(self, max_lines=-1, max_width=-1, *args, **kwargs):
+        return Table.pformat(self, max_lines, max_width, *args, **kwargs)
+
+    def pprint_all(self, max_lines=-1, max_width=-1, *args, **kwargs):
+        return Table.pprint(self, max_lines, max_width, *args, **kwargs)
 
     def _base_repr_(self, html=False, descr_vals=None, max_width=None, **kwargs):
         if html:

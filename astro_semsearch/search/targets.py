@@ -27,7 +27,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from ..cutouts import fetch_and_embed
 from ..cutouts.framing import frame_pixscale, model_frame_r90, unknown_framing_message
-from ..exceptions import InvalidInputError, InvalidTypeError, TargetNotFoundError
+from ..exceptions import CutoutError, InvalidInputError, InvalidTypeError, TargetNotFoundError
 from ..images import image_problem, is_image_path, load_image
 
 __all__ = ["Target", "resolve_target"]
@@ -84,7 +84,17 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
     else:
         pixscale = float(frame_pixscale([r90.to_value(u.arcsec)], size=size, frame_r90=model_frame_r90(m),
                                         fixed_pixscale=pixscale).pixscale[0])
-    vec = np.asarray(fetch_and_embed(target, m, size=size, pixscale=pixscale), dtype=np.float32).reshape(-1)
+    try:
+        vec = np.asarray(fetch_and_embed(target, m, size=size, pixscale=pixscale), dtype=np.float32).reshape(-1)
+    except CutoutError as exc:
+        near = float(np.squeeze(sep.to_value(u.arcsec)))
+        if near < 30:  # probably meant the indexed galaxy: say why it was not taken
+            oid = str(index.object_ids([int(idx)])[0])
+            exc.add_note(f"the nearest indexed galaxy, {oid}, is {near:.2f} arcsec away, beyond max_distance "
+                         f"({float(max_distance.to_value(u.arcsec)):g} arcsec); pass max_distance="
+                         f"{np.ceil(near):g} * u.arcsec (--max-distance {np.ceil(near):g} on the command line) "
+                         "to search from it without fetching a cutout")
+        raise
     return Target(vec, None, target, f"cutout at {label}")
 
 
@@ -101,6 +111,8 @@ def _image(arr: np.ndarray, index, model: Callable, label: str | None = None) ->
         raise InvalidInputError("an image target must be HxWx3 RGB, CxHxW bands or an HxW single plane (one "
                                 f"image), got shape {arr.shape}")
     label = label or f"image array {arr.shape}"
+    if arr.ndim == 3 and arr.shape[-1] == 4 and arr.shape[0] > 16:
+        arr = arr[..., :3]  # RGBA: the alpha plane carries no light (an RGBA file is read the same way)
     if arr.ndim == 2:
         arr = arr[None]  # a single plane, as a one-plane FITS is read
     problem = image_problem(arr)
