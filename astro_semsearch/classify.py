@@ -94,6 +94,11 @@ def classify(images, labels: Sequence[str], *, model=None, template: str | None 
         An image carries no signal (blank, constant, all or mostly NaN, any
         infinity, tiny: `astro_semsearch.images.image_problem`); the message
         names it. Such an image has no label to give.
+
+    Examples
+    --------
+    >>> t = classify(["cutouts/a.png", "cutouts/b.fits"], ["spiral", "elliptical", "merger"])  # doctest: +SKIP
+    >>> t["best_label"], t["p_spiral"]                                                         # doctest: +SKIP
     """
     if isinstance(labels, str):
         raise InvalidTypeError("labels must be a sequence of strings, e.g. ['spiral', 'elliptical']")

@@ -186,6 +186,14 @@ def build_index(
     ServiceUnreachableError
         The cutout service cannot be reached (or fails every request); the
         finished chunks are kept: rerun the same call to resume.
+
+    Examples
+    --------
+    A catalogue with ``ra``, ``dec`` and a size column (Tractor ``shape_r``)
+    becomes a searchable index (cutouts from the Legacy Survey; network):
+
+    >>> index = build_index("my_galaxies.ecsv", out="my_index")              # doctest: +SKIP
+    >>> hits = semantic_search("ring galaxy", index="my_index")             # doctest: +SKIP
     """
     out = Path(out)
     work = out.parent / f"{out.name}.partial"

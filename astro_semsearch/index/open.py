@@ -84,6 +84,13 @@ def open_index(index=None, *, sha256: str | None = None):
     ------
     IndexIntegrityError
         Nothing is at that location, or what is there fails its checks.
+
+    Examples
+    --------
+    >>> index = open_index()               # the default index shipped with the package
+    >>> len(index) > 0 and index.coords().frame.name == "icrs"
+    True
+    >>> mine = open_index("my_index")     # doctest: +SKIP
     """
     from ..config import conf
 
