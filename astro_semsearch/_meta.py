@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["flat_meta", "meta_section", "read_results", "keeps_nested_meta", "keeps_flat_meta", "write_options"]
+__all__ = ["flat_meta", "meta_section", "read_results", "keeps_nested_meta", "keeps_flat_meta", "needs_flat_meta",
+           "write_options"]
 
 #: The meta sections this package writes (nested dicts).
 SECTIONS = ("astro_semsearch", "crossmatch")
@@ -26,7 +27,7 @@ SECTIONS = ("astro_semsearch", "crossmatch")
 _NESTED_SUFFIXES = (".ecsv", ".hdf5", ".h5", ".parquet")
 _NESTED_FORMATS = ("ascii.ecsv", "ecsv", "hdf5", "parquet")
 # Formats that keep flat meta values (FITS header cards); the text, HTML and VOTable writers keep none.
-_FLAT_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fz")
+_FLAT_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 _FLAT_FORMATS = ("fits",)
 
 
@@ -42,19 +43,36 @@ def keeps_flat_meta(path, fmt: str | None = None) -> bool:
     return fmt in _FLAT_FORMATS if fmt else str(path).lower().endswith(_FLAT_SUFFIXES)
 
 
-def write_options(path, fmt: str | None = None) -> dict:
-    """Extra ``Table.write`` options that keep the meta: HDF5 drops it unless asked to serialise it."""
+def needs_flat_meta(path, fmt: str | None = None) -> bool:
+    """Whether the format keeps flat meta values only (FITS): the provenance must go as JSON text."""
+    return keeps_flat_meta(path, fmt) and not keeps_nested_meta(path, fmt)
+
+
+def write_options(path, fmt: str | None = None, given_args: int = 1, given: dict | None = None) -> dict:
+    """Extra ``Table.write`` options that keep the meta: HDF5 drops it unless asked to serialise it.
+
+    ``given_args`` and ``given`` are the caller's positional count and keywords: what they set is left alone
+    (HDF5's ``path`` may come second, positionally).
+    """
+    given = given or {}
     if fmt == "hdf5" or (not fmt and str(path).lower().endswith((".hdf5", ".h5"))):
-        return {"serialize_meta": True, "path": "results"}
+        out = {"serialize_meta": True}
+        if given_args < 2 and "path" not in given:
+            out["path"] = "results"
+        return {k: v for k, v in out.items() if k not in given}
     return {}
 
 
 def flat_meta(table):
-    """A copy (data shared) whose nested meta values are JSON text; display settings dropped."""
+    """A copy (data shared) whose nested meta values are JSON text; display settings dropped.
+
+    Dicts (the provenance sections) become JSON text; lists such as
+    ``comments`` and ``history`` stay lists, which FITS writes card by card.
+    """
     out = table.copy(copy_data=False)
     out.meta.pop("__attributes__", None)  # pprint_exclude_names and the like: display, not data
     for key, value in list(out.meta.items()):
-        if isinstance(value, (dict, list)):
+        if isinstance(value, dict) or (key in SECTIONS and isinstance(value, list)):
             out.meta[key] = json.dumps(value, default=str, sort_keys=True)
     return out
 

@@ -295,7 +295,8 @@ def _join(results: Table, table: Table, ri: np.ndarray, ci: np.ndarray, sep: np.
     out["separation"] = MaskedColumn(np.where(missing, 0.0, sep), mask=missing, unit=u.arcsec, format=".3f")
     out.meta = dict(results.meta)
     out.meta["crossmatch"] = {"catalog": prefix, **record, "join_type": join_type,
-                              "n_matched": int((~missing).sum())}
+                              "n_matched": int((~missing).sum()),  # matched rows (pairs, with nearest=False)
+                              "n_results_matched": int(np.unique(ri[~missing]).size)}
     return out
 
 

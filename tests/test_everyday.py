@@ -178,3 +178,40 @@ def test_an_rgba_array_is_searched_as_its_rgb(index_dir, tiny):
 def test_results_keep_their_class_through_crossmatch(hits):
     out = crossmatch(hits, SkyCoord(hits["ra"][:1], hits["dec"][:1]), radius=1 * u.arcsec)
     assert isinstance(out, Results)
+
+
+def test_write_leaves_other_meta_and_the_callers_arguments_alone(hits, tmp_path):
+    hits.meta["comments"] = ["made for a test", "second line"]
+    hits.write(tmp_path / "hits.txt", format="ascii.commented_header")  # a list of comments stays a list
+    assert Table.read(tmp_path / "hits.txt", format="ascii.commented_header").meta["comments"][:2] == \
+        ["made for a test", "second line"]
+    hits.write(tmp_path / "hits.fits")
+    assert "second line" in str(Table.read(tmp_path / "hits.fits").meta.get("comments"))
+    pytest.importorskip("h5py")
+    hits.write(tmp_path / "hits.h5", "mine")  # HDF5's path, given positionally as for any Table
+    assert read_results(tmp_path / "hits.h5").meta["astro_semsearch"]["query"] == "ring galaxy"
+
+
+def test_fits_suffixes_astropy_writes_are_not_reported_as_losing_the_provenance(index_dir, tiny_model_dir,
+                                                                                tmp_path, capsys):
+    assert main(["search", "ring galaxy", "-k", "3", "--index", str(index_dir), "--model", str(tiny_model_dir),
+                 "-o", str(tmp_path / "hits.fts")]) == 0
+    assert "keeps no table metadata" not in capsys.readouterr().err
+    assert read_results(tmp_path / "hits.fts").meta["astro_semsearch"]["query"] == "ring galaxy"
+
+
+def test_crossmatch_all_counts_results_not_pairs(tmp_path, capsys):
+    hits = Table({"object_id": ["a", "b"], "ra": [10.0, 20.0] * u.deg, "dec": [1.0, 2.0] * u.deg})
+    cat = Table({"name": ["X", "Y"], "ra": [10.0, 10.0001], "dec": [1.0, 1.0]})
+    hits.write(tmp_path / "hits.ecsv")
+    cat.write(tmp_path / "cat.ecsv")
+    assert main(["crossmatch", str(tmp_path / "hits.ecsv"), str(tmp_path / "cat.ecsv"), "--all",
+                 "--radius", "2arcsec"]) == 0
+    assert "1 of 2 results matched, 2 pairs within 2 arcsec" in capsys.readouterr().err
+
+
+def test_a_mistyped_global_option_is_reported_by_the_top_level_parser(capsys):
+    with pytest.raises(SystemExit):
+        main(["--tracebak", "index", "info"])
+    err = capsys.readouterr().err
+    assert "usage: astro-semsearch [-h]" in err and "did you mean --traceback?" in err

@@ -58,22 +58,26 @@ def _remember_parsers(subparsers) -> None:
                 _remember_parsers(action)
 
 
-def _reject_unknown(args, extra: list[str]) -> None:
-    """Report unrecognised arguments through the subcommand's parser (its usage), with the nearest option."""
+def _reject_unknown(parser, args, extra: list[str]) -> None:
+    """Report unrecognised arguments with the nearest option, through the parser it belongs to.
+
+    The subcommand's parser (its usage) by default; the top-level parser when
+    the nearest option is a top-level one (``--tracebak``).
+    """
     import difflib
 
-    p = getattr(args, "_parser", None)
-    if p is None:
-        return
-    message = f"unrecognized arguments: {' '.join(extra)}"
-    options = list(p._option_string_actions)
+    sub = getattr(args, "_parser", None) or parser
+    candidates = {o: sub for o in sub._option_string_actions}
+    candidates.update({o: parser for o in parser._option_string_actions if o not in ("-h", "--help")})
+    message, owner = f"unrecognized arguments: {' '.join(extra)}", sub
     for word in extra:
         if word.startswith("-"):
-            close = difflib.get_close_matches(word.split("=", 1)[0], options, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(word.split("=", 1)[0], list(candidates), n=1, cutoff=0.6)
             if close:
                 message += f" (did you mean {close[0]}?)"
+                owner = candidates[close[0]]
                 break
-    p.error(message)
+    owner.error(message)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -90,8 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     if extra:
-        _reject_unknown(args, extra)
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _reject_unknown(parser, args, extra)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2

@@ -5,7 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .._meta import flat_meta, keeps_flat_meta, keeps_nested_meta, write_options
+from .._meta import flat_meta, keeps_flat_meta, needs_flat_meta, write_options
 from ..exceptions import InvalidInputError
 
 __all__ = ["emit_table", "refuse_existing", "output_format", "add_output_options"]
@@ -40,7 +40,7 @@ def output_format(path, fmt: str | None) -> str | None:
                                     f"{', '.join(known)}")
         return fmt
     name = str(path).lower()
-    for suffix in (".ecsv", ".fits", ".fit", ".fits.gz", ".csv", ".html", ".htm"):
+    for suffix in (".ecsv", ".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".csv", ".html", ".htm"):
         if name.endswith(suffix):
             return None
     suffix = Path(name).suffix
@@ -75,14 +75,14 @@ def emit_table(table, output=None, overwrite: bool = False, summary: str | None 
         return 0
     refuse_existing(output, overwrite)
     fmt = output_format(output, fmt)
-    if not keeps_nested_meta(output, fmt):
+    if needs_flat_meta(output, fmt):
         table = flat_meta(table)
     import warnings
 
     with warnings.catch_warnings():
         # FITS keeps the long key as a HIERARCH card, which is what we want
         warnings.filterwarnings("ignore", message="Keyword name .* is greater than 8 characters")
-        table.write(output, overwrite=overwrite, format=fmt, **write_options(output, fmt))
+        table.write(output, overwrite=overwrite, format=fmt, **write_options(output, fmt, 1, {}))
     print(summary or f"wrote {len(table)} rows to {output}")
     if table.meta and not keeps_flat_meta(output, fmt):
         print(f"note: {fmt or Path(str(output)).suffix} keeps no table metadata, so {output} holds the columns "

@@ -36,15 +36,18 @@ def _cli_crossmatch(args) -> int:
         ra_column=args.ra_column,
         dec_column=args.dec_column,
     )
-    n_matched = out.meta["crossmatch"]["n_matched"]
+    xm = out.meta["crossmatch"]
+    n_pairs = xm["n_matched"]
+    n_results = xm.get("n_results_matched", n_pairs)
+    matched = f"{n_results} of {len(results)} results matched" + (f", {n_pairs} pairs" if n_pairs != n_results else "")
     if args.output is None:
         # On the terminal, what matched comes first: the separation and the catalogue's columns, then the rest.
-        print(f"{n_matched} of {len(results)} results matched within {radius:g}", file=sys.stderr)
+        print(f"{matched} within {radius:g}", file=sys.stderr)
         added = [c for c in out.colnames if c not in results.colnames]
         lead = [c for c in ("rank", "object_id") if c in out.colnames]
         order = lead + ["separation"] + [c for c in added if c != "separation"]
         out = out[order + [c for c in out.colnames if c not in order]]
-    summary = f"wrote {len(out)} rows ({n_matched} matched) to {args.output}"
+    summary = f"wrote {len(out)} rows ({matched}) to {args.output}"
     return emit_table(out, args.output, args.overwrite, summary, fmt=args.format)
 
 

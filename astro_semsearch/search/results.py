@@ -39,14 +39,13 @@ class _ResultsWrite(TableWrite):
     """
 
     def __call__(self, *args, **kwargs):
-        from .._meta import flat_meta, keeps_nested_meta, write_options
+        from .._meta import flat_meta, needs_flat_meta, write_options
 
         path, fmt = (args[0] if args else kwargs.get("output")), kwargs.get("format")
         table = self._instance
-        if path is not None and not keeps_nested_meta(path, fmt):
+        if path is not None and needs_flat_meta(path, fmt):
             table = flat_meta(table)
-        for key, value in write_options(path, fmt).items():
-            kwargs.setdefault(key, value)
+        kwargs.update(write_options(path, fmt, len(args), kwargs))
         with warnings.catch_warnings():
             # FITS keeps a long key as a HIERARCH card, which is what is wanted
             warnings.filterwarnings("ignore", message="Keyword name .* is greater than 8 characters")
@@ -87,7 +86,7 @@ class Results(Table):
 
     # Table's own positional order is kept: astropy calls these positionally (pprint_all, pformat_all).
     def pformat(self, max_lines=-1, max_width=-1, *args, **kwargs):
-        if kwargs.get("html"):
+        if kwargs.get("html", args[3] if len(args) > 3 else False):  # html is Table.pformat's 6th argument
             return super().pformat(max_lines, max_width, *args, **kwargs)
         width = self._width(max_width)
         with self.pprint_include_names.set(self._fitting_names(width)):
