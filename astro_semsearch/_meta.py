@@ -3,8 +3,9 @@
 Search results record how they were made in ``meta["astro_semsearch"]`` (and
 cross-matches in ``meta["crossmatch"]``) as nested dicts. ECSV, HDF5 and
 Parquet keep them as they are; FITS headers hold only flat values, so
-`flat_meta` stores each nested value as JSON text (a long-string HIERARCH
-card), and `meta_section` reads either form back.
+`write_table` stores each nested value as JSON text (a long-string HIERARCH
+card), and `meta_section` / `read_results` read either form back. VOTable,
+CSV and the other text formats keep no table metadata (`meta_kind` is None).
 
 >>> from astropy.table import Table
 >>> t = flat_meta(Table({"a": [1]}, meta={"astro_semsearch": {"query": "ring galaxy"}}))
@@ -12,62 +13,46 @@ card), and `meta_section` reads either form back.
 '{"query": "ring galaxy"}'
 >>> meta_section(t)["query"]
 'ring galaxy'
+>>> meta_kind("hits.fits.gz"), meta_kind("hits.ecsv"), meta_kind("hits.csv")
+('flat', 'nested', None)
 """
 from __future__ import annotations
 
 import json
+import warnings
 
-__all__ = ["flat_meta", "meta_section", "read_results", "keeps_nested_meta", "keeps_flat_meta", "needs_flat_meta",
-           "write_options"]
+__all__ = ["SECTIONS", "identified_format", "meta_kind", "flat_meta", "write_table", "meta_section", "read_results"]
 
 #: The meta sections this package writes (nested dicts).
 SECTIONS = ("astro_semsearch", "crossmatch")
 
-# Formats whose writers keep a nested meta as it is (ECSV's YAML header, HDF5 and Parquet metadata).
-_NESTED_SUFFIXES = (".ecsv", ".hdf5", ".h5", ".parquet")
-_NESTED_FORMATS = ("ascii.ecsv", "ecsv", "hdf5", "parquet")
-# Formats that keep flat meta values (FITS header cards); the text, HTML and VOTable writers keep none.
-_FLAT_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
-_FLAT_FORMATS = ("fits",)
+# astropy format names, by what their writers keep of a table's meta.
+_NESTED_FORMATS = ("ascii.ecsv", "ecsv", "hdf5", "parquet")  # YAML header / serialised metadata
+_FLAT_FORMATS = ("fits",)  # header cards: flat values only
 
 
-def keeps_nested_meta(path, fmt: str | None = None) -> bool:
-    """Whether writing to ``path`` (in ``fmt``, else by its suffix) keeps nested meta values as they are."""
-    return fmt in _NESTED_FORMATS if fmt else str(path).lower().endswith(_NESTED_SUFFIXES)
+def identified_format(path) -> str | None:
+    """The format astropy identifies for writing ``path`` by its suffix (None if none or several)."""
+    from astropy.io import registry
+    from astropy.table import Table
+
+    found = registry.identify_format("write", Table, str(path), None, [], {})
+    return found[0] if len(found) == 1 else None
 
 
-def keeps_flat_meta(path, fmt: str | None = None) -> bool:
-    """Whether the format keeps the provenance at all (nested as it is, or as the JSON text of `flat_meta`)."""
-    if keeps_nested_meta(path, fmt):
-        return True
-    return fmt in _FLAT_FORMATS if fmt else str(path).lower().endswith(_FLAT_SUFFIXES)
+def meta_kind(path, fmt: str | None = None) -> str | None:
+    """What writing to ``path`` (in ``fmt``, else the format astropy identifies by the suffix) keeps of the meta.
 
-
-def needs_flat_meta(path, fmt: str | None = None) -> bool:
-    """Whether the format keeps flat meta values only (FITS): the provenance must go as JSON text."""
-    return keeps_flat_meta(path, fmt) and not keeps_nested_meta(path, fmt)
-
-
-def write_options(path, fmt: str | None = None, given_args: int = 1, given: dict | None = None) -> dict:
-    """Extra ``Table.write`` options that keep the meta: HDF5 drops it unless asked to serialise it.
-
-    ``given_args`` and ``given`` are the caller's positional count and keywords: what they set is left alone
-    (HDF5's ``path`` may come second, positionally).
+    ``"nested"`` (as it is), ``"flat"`` (flat values: the provenance goes as JSON text) or None (nothing).
     """
-    given = given or {}
-    if fmt == "hdf5" or (not fmt and str(path).lower().endswith((".hdf5", ".h5"))):
-        out = {"serialize_meta": True}
-        if given_args < 2 and "path" not in given:
-            out["path"] = "results"
-        return {k: v for k, v in out.items() if k not in given}
-    return {}
+    fmt = fmt or identified_format(path)
+    return "nested" if fmt in _NESTED_FORMATS else "flat" if fmt in _FLAT_FORMATS else None
 
 
 def flat_meta(table):
-    """A copy (data shared) whose nested meta values are JSON text; display settings dropped.
+    """A copy (data shared) whose dict meta values are JSON text; display settings dropped.
 
-    Dicts (the provenance sections) become JSON text; lists such as
-    ``comments`` and ``history`` stay lists, which FITS writes card by card.
+    Lists such as ``comments`` and ``history`` stay lists, which FITS writes card by card.
     """
     out = table.copy(copy_data=False)
     out.meta.pop("__attributes__", None)  # pprint_exclude_names and the like: display, not data
@@ -75,6 +60,29 @@ def flat_meta(table):
         if isinstance(value, dict) or (key in SECTIONS and isinstance(value, list)):
             out.meta[key] = json.dumps(value, default=str, sort_keys=True)
     return out
+
+
+def write_table(table, *args, **kwargs) -> None:
+    """``Table.write(*args, **kwargs)``, keeping the provenance where the format can hold it.
+
+    FITS gets it as JSON text (`flat_meta`); HDF5 is asked to serialise the
+    meta (and given a table path unless the caller gave one); other formats
+    are written as astropy writes them.
+    """
+    from astropy.table.connect import TableWrite
+
+    path, fmt = (args[0] if args else kwargs.get("output")), kwargs.get("format")
+    kind = None if path is None else meta_kind(path, fmt)
+    if kind == "flat":
+        table = flat_meta(table)
+    elif kind == "nested" and (fmt or identified_format(path)) == "hdf5":
+        kwargs.setdefault("serialize_meta", True)
+        if len(args) < 2:  # HDF5's path may come second, positionally
+            kwargs.setdefault("path", "results")
+    with warnings.catch_warnings():
+        # FITS keeps a long key as a HIERARCH card, which is what is wanted
+        warnings.filterwarnings("ignore", message="Keyword name .* is greater than 8 characters")
+        TableWrite(table, type(table))(*args, **kwargs)  # astropy's own writer, not a subclass's override
 
 
 def meta_section(table, key: str = "astro_semsearch") -> dict:
@@ -94,6 +102,8 @@ def read_results(path):
 
     table = Table.read(path)
     for key in SECTIONS:
-        if isinstance(table.meta.get(key), str) and meta_section(table, key):
-            table.meta[key] = meta_section(table, key)
+        if isinstance(table.meta.get(key), str):
+            section = meta_section(table, key)
+            if section:
+                table.meta[key] = section
     return table

@@ -227,10 +227,9 @@ def crossmatch(
     """
     results, radius = _check_request(results, radius, join_type)
     # The results' columns cannot be named (ra_column/dec_column are the catalogue's): say how to fix them.
-    rcoords = _coords_of(results, find_column(results, None, RA_NAMES, "right ascension",
-                                              label="results table (give it ra and dec columns in degrees)"),
-                         find_column(results, None, DEC_NAMES, "declination",
-                                     label="results table (give it ra and dec columns in degrees)"), "results")
+    where = "results table (give it ra and dec columns in degrees)"
+    rcoords = _coords_of(results, find_column(results, None, RA_NAMES, "right ascension", label=where),
+                         find_column(results, None, DEC_NAMES, "declination", label=where), "results")
     table, ccoords, default_name = _catalog_table(catalog, rcoords, radius, ra_column, dec_column)
     if len(ccoords) == 0 or len(results) == 0:
         ri = ci = np.zeros(0, dtype=np.int64)

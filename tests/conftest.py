@@ -57,3 +57,34 @@ def tiny_model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "tiny"
     GalaxyModel.from_config(TINY_MODEL_CONFIG, seed=0).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """The tiny real model, loaded once."""
+    from astro_semsearch.model import load_model
+
+    return load_model(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_index(tmp_path_factory, tiny_model):
+    """``make(n, seed, name, survey, **columns)``: an index of ``n`` random 32 px images embedded by the tiny
+    model, at RA 150-151, Dec 2-3 deg, with extra catalogue ``columns`` (callables of the generator and ``n``)."""
+    import numpy as np
+    from astropy import units as u
+    from astropy.table import Table
+
+    from astro_semsearch.index import GalaxyIndex
+
+    def make(n: int, seed: int, name: str, survey: str = "SDSS", **columns):
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
+        t = Table({"object_id": [f"G{i:02d}" for i in range(n)], "ra": rng.uniform(150, 151, n) * u.deg,
+                   "dec": rng.uniform(2, 3, n) * u.deg})
+        for col, values in columns.items():
+            t[col] = values(rng, n)
+        idx = GalaxyIndex.build(tiny_model.embed_images(images), t, model=tiny_model, name=name, survey=survey)
+        return idx.save(tmp_path_factory.mktemp(name) / name)
+
+    return make

@@ -16,22 +16,9 @@ from astro_semsearch.index import GalaxyIndex
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tiny_model_dir):
-    from astro_semsearch.model import load_model
-
-    return load_model(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory, tiny_model):
+def index_dir(make_tiny_index):
     """40 galaxies embedded by the tiny real model (random images)."""
-    rng = np.random.default_rng(0)
-    n = 40
-    images = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
-    t = Table({"object_id": [f"G{i:02d}" for i in range(n)], "ra": rng.uniform(150, 151, n) * u.deg,
-               "dec": rng.uniform(2, 3, n) * u.deg, "mag_r": rng.uniform(15, 18, n) * u.mag})
-    idx = GalaxyIndex.build(tiny_model.embed_images(images), t, model=tiny_model, name="cli-index", survey="SDSS")
-    return idx.save(tmp_path_factory.mktemp("cli") / "cli-index")
+    return make_tiny_index(40, 0, "cli-index", mag_r=lambda rng, n: rng.uniform(15, 18, n) * u.mag)
 
 
 @pytest.fixture

@@ -19,27 +19,16 @@ from astro_semsearch.search.scores import hit_statistics
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    from astro_semsearch.model import load_model
-
-    return load_model(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory, tiny):
-    rng = np.random.default_rng(3)
-    n = 30
-    images = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
-    t = Table({"object_id": [f"G{i:02d}" for i in range(n)], "ra": rng.uniform(150, 151, n) * u.deg,
-               "dec": rng.uniform(2, 3, n) * u.deg, "a_catalogue_column": rng.uniform(0, 1, n),
-               "another_catalogue_column": rng.uniform(0, 1, n)})
-    idx = GalaxyIndex.build(tiny.embed_images(images), t, model=tiny, name="everyday", survey="SDSS DR7")
-    return idx.save(tmp_path_factory.mktemp("everyday") / "idx")
+def index_dir(make_tiny_index):
+    """30 galaxies with two long catalogue columns (for the printing tests) from an SDSS DR7 survey (for cite)."""
+    return make_tiny_index(30, 3, "everyday", survey="SDSS DR7",
+                           a_catalogue_column=lambda rng, n: rng.uniform(0, 1, n),
+                           another_catalogue_column=lambda rng, n: rng.uniform(0, 1, n))
 
 
 @pytest.fixture
-def hits(index_dir, tiny):
-    return semantic_search("ring galaxy", k=12, index=index_dir, model=tiny)
+def hits(index_dir, tiny_model):
+    return semantic_search("ring galaxy", k=12, index=index_dir, model=tiny_model)
 
 
 # --------------------------------------------------------------------------- provenance through files
@@ -150,7 +139,7 @@ def test_an_unreachable_vizier_points_at_the_local_file_that_was_meant(tmp_path,
         crossmatch(Table({"ra": [1.0], "dec": [1.0]}), "mycat", radius=2 * u.arcsec)
 
 
-def test_similar_to_near_an_indexed_galaxy_says_why_it_fetched(index_dir, tiny):
+def test_similar_to_near_an_indexed_galaxy_says_why_it_fetched(index_dir, tiny_model):
     from legacy_server import closed_port
 
     index = GalaxyIndex.load(index_dir)
@@ -159,18 +148,18 @@ def test_similar_to_near_an_indexed_galaxy_says_why_it_fetched(index_dir, tiny):
     with conf.set_temp("legacysurvey_url", f"http://127.0.0.1:{closed_port()}"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # framing unknown
         with pytest.raises(ServiceUnreachableError) as err:
-            similar_to(near, k=2, index=index, model=tiny)
+            similar_to(near, k=2, index=index, model=tiny_model)
     note = " ".join(getattr(err.value, "__notes__", []))
     assert "G00" in note and "1.50 arcsec away" in note and "max_distance=2 * u.arcsec" in note
-    twins = similar_to(near, k=2, index=index, model=tiny, max_distance=2 * u.arcsec)
+    twins = similar_to(near, k=2, index=index, model=tiny_model, max_distance=2 * u.arcsec)
     assert twins.meta["astro_semsearch"]["target_object_id"] == "G00"
 
 
-def test_an_rgba_array_is_searched_as_its_rgb(index_dir, tiny):
+def test_an_rgba_array_is_searched_as_its_rgb(index_dir, tiny_model):
     rgb = np.random.default_rng(5).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     rgba = np.concatenate([rgb, np.full((32, 32, 1), 255, np.uint8)], axis=-1)
-    a = similar_to(rgba, k=3, index=index_dir, model=tiny)
-    b = similar_to(rgb, k=3, index=index_dir, model=tiny)
+    a = similar_to(rgba, k=3, index=index_dir, model=tiny_model)
+    b = similar_to(rgb, k=3, index=index_dir, model=tiny_model)
     assert a["object_id"].tolist() == b["object_id"].tolist()
     np.testing.assert_allclose(a["score"], b["score"], atol=1e-5)
 

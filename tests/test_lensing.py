@@ -550,3 +550,20 @@ def test_the_simulators_agree_on_physics_and_differ_in_look():
     wb = np.array([wing_fraction(x, p) for x, p in zip(b, pb)])
     assert np.median(wb) > 2 * np.median(wa)
     assert stats.mannwhitneyu(wb, wa, alternative="greater").pvalue < 0.01
+
+
+def test_lens_host_mask_agrees_with_is_lens_host_row_by_row():
+    from astropy.table import MaskedColumn, Table
+
+    from astro_semsearch.lensing import is_lens_host, lens_host_mask
+
+    rng = np.random.default_rng(4)
+    n = 200
+    smooth = rng.uniform(0, 1, n)
+    smooth[rng.uniform(size=n) < 0.3] = np.nan  # no votes: the coarse label decides
+    labels = rng.choice(["completely round smooth", "smooth cigar-shaped", "spiral", "Smooth in-between", ""], n)
+    t = Table({"Class1.1": MaskedColumn(smooth, mask=rng.uniform(size=n) < 0.1), "coarse_label": labels})
+    expected = [is_lens_host({"Class1.1": np.nan if np.ma.is_masked(t["Class1.1"][i]) else t["Class1.1"][i],
+                              "coarse_label": t["coarse_label"][i]}) for i in range(n)]
+    assert lens_host_mask(t).tolist() == expected and 0 < sum(expected) < n
+    assert lens_host_mask(Table({"coarse_label": ["smooth", "spiral"]})).tolist() == [True, False]

@@ -5,7 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .._meta import flat_meta, keeps_flat_meta, needs_flat_meta, write_options
+from .._meta import identified_format, meta_kind, write_table
 from ..exceptions import InvalidInputError
 
 __all__ = ["emit_table", "refuse_existing", "output_format", "add_output_options"]
@@ -13,7 +13,7 @@ __all__ = ["emit_table", "refuse_existing", "output_format", "add_output_options
 # Suffixes astropy does not identify by itself when writing, and the format meant.
 _SUFFIX_FORMATS = {".vot": "votable", ".xml": "votable", ".txt": "ascii.fixed_width_two_line",
                    ".dat": "ascii.basic", ".tsv": "ascii.tab", ".json": "pandas.json", ".tex": "ascii.latex",
-                   ".rst": "ascii.rst", ".ipac": "ascii.ipac", ".hdf5": "hdf5", ".h5": "hdf5", ".parquet": "parquet"}
+                   ".rst": "ascii.rst", ".ipac": "ascii.ipac"}
 
 
 def _writable_formats() -> list[str]:
@@ -39,11 +39,9 @@ def output_format(path, fmt: str | None) -> str | None:
             raise InvalidInputError(f"--format {fmt!r} is not a table format astropy writes; use one of "
                                     f"{', '.join(known)}")
         return fmt
-    name = str(path).lower()
-    for suffix in (".ecsv", ".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".csv", ".html", ".htm"):
-        if name.endswith(suffix):
-            return None
-    suffix = Path(name).suffix
+    if identified_format(path):  # astropy knows the suffix (.ecsv, .fits, .fits.gz, .csv, .html, .parquet ...)
+        return None
+    suffix = Path(str(path).lower()).suffix
     if suffix in _SUFFIX_FORMATS:
         guess = _SUFFIX_FORMATS[suffix]
         if guess == "pandas.json":
@@ -75,16 +73,9 @@ def emit_table(table, output=None, overwrite: bool = False, summary: str | None 
         return 0
     refuse_existing(output, overwrite)
     fmt = output_format(output, fmt)
-    if needs_flat_meta(output, fmt):
-        table = flat_meta(table)
-    import warnings
-
-    with warnings.catch_warnings():
-        # FITS keeps the long key as a HIERARCH card, which is what we want
-        warnings.filterwarnings("ignore", message="Keyword name .* is greater than 8 characters")
-        table.write(output, overwrite=overwrite, format=fmt, **write_options(output, fmt, 1, {}))
+    write_table(table, output, overwrite=overwrite, format=fmt)
     print(summary or f"wrote {len(table)} rows to {output}")
-    if table.meta and not keeps_flat_meta(output, fmt):
+    if table.meta and meta_kind(output, fmt) is None:
         print(f"note: {fmt or Path(str(output)).suffix} keeps no table metadata, so {output} holds the columns "
               "without the provenance (query, model, index); write .ecsv or .fits to keep it", file=sys.stderr)
     return 0

@@ -148,12 +148,11 @@ def class_pools(model, wanted: set[str], *, gz2_root, decals_root, split: str, s
         voted = np.asarray(gz2["n_vote_columns"]) > 0
         host = np.zeros(len(gz2), dtype=bool)
         if want_lens:
-            from ..lensing import is_lens_host
+            from ..lensing import lens_host_mask
 
-            cols = ["Class1.1", "coarse_label"]
             # Lens hosts come from the validation split only, whatever ``split``:
             # never an image training has seen.
-            host = val & np.array([is_lens_host({c: gz2[c][i] for c in cols}) for i in range(len(gz2))], dtype=bool)
+            host = val & lens_host_mask(gz2)
             if host.any():
                 plan = _injection_plan(int(host.sum()), seed, lens_fraction)
         rows = np.flatnonzero((in_split & voted & want_gz2) | host)

@@ -149,12 +149,10 @@ def fit_probes(model, wanted: set[str], *, gz2_root, split: str, seed: int, embe
 
 def _lens_probes(gz2, in_other, classes, embed, size, seed, progress, lens_hosts, lens_fraction) -> dict[str, Probe]:
     """Injected (1) vs not (0) on lens hosts of the other split, with each class's own simulator."""
-    from ..lensing import is_lens_host
+    from ..lensing import lens_host_mask
     from .pools import simulator
 
-    cols = ["Class1.1", "coarse_label"]
-    hosts = np.flatnonzero(in_other & np.array([is_lens_host({c: gz2[c][i] for c in cols}) for i in range(len(gz2))],
-                                               dtype=bool))
+    hosts = np.flatnonzero(in_other & lens_host_mask(gz2))
     rng = np.random.default_rng([seed, 7])
     if len(hosts) > lens_hosts:
         hosts = np.sort(rng.choice(hosts, lens_hosts, replace=False))

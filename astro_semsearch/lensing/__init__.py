@@ -62,7 +62,7 @@ ArcInjector (2, 40, 40, 3) uint8
 RayTracedLensSimulator (2, 40, 40, 3) uint8
 """
 from .configurations import CONFIGURATIONS
-from .hosts import FRAME_SPAN_R90, is_lens_host, pixscale_from_r90
+from .hosts import FRAME_SPAN_R90, is_lens_host, lens_host_mask, pixscale_from_r90
 from .raytrace import RayTracedLensSimulator
 from .sie import ArcInjector
 from .visibility import arc_contrast, visible_arcs
@@ -74,6 +74,7 @@ __all__ = [
     "RayTracedLensSimulator",
     "arc_contrast",
     "is_lens_host",
+    "lens_host_mask",
     "pixscale_from_r90",
     "visible_arcs",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 from ..cutouts.framing import DEFAULT_FRAME_R90
 from ..exceptions import InvalidInputError
 
-__all__ = ["FRAME_SPAN_R90", "R90_RANGE", "is_lens_host", "pixscale_from_r90"]
+__all__ = ["FRAME_SPAN_R90", "R90_RANGE", "is_lens_host", "lens_host_mask", "pixscale_from_r90"]
 
 #: Side of a Galaxy Zoo 2 cutout in units of the galaxy's Petrosian R90 (the
 #: framing rule of `astro_semsearch.cutouts.framing`).
@@ -100,3 +100,25 @@ def is_lens_host(record: Mapping[str, Any]) -> bool:
     except (KeyError, IndexError):
         return False
     return "smooth" in label and "cigar" not in label
+
+
+def lens_host_mask(table) -> np.ndarray:
+    """`is_lens_host` for every row of a table with ``Class1.1`` and/or ``coarse_label`` columns, at once.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({"Class1.1": [0.8, np.nan, np.nan, 0.2],
+    ...            "coarse_label": ["", "completely round smooth", "smooth cigar-shaped", "smooth"]})
+    >>> lens_host_mask(t).tolist()
+    [True, True, False, False]
+    """
+    n = len(table)
+    smooth = (np.ma.filled(np.ma.asarray(table["Class1.1"], dtype=float), np.nan) if "Class1.1" in table.colnames
+              else np.full(n, np.nan))
+    if "coarse_label" in table.colnames:
+        label = np.char.lower(np.ma.filled(np.ma.asarray(table["coarse_label"]).astype(str), ""))
+        by_label = (np.char.find(label, "smooth") >= 0) & (np.char.find(label, "cigar") < 0)
+    else:
+        by_label = np.zeros(n, dtype=bool)
+    return np.where(np.isfinite(smooth), smooth > 0.6, by_label)

@@ -20,7 +20,6 @@ rank object_id score
 from __future__ import annotations
 
 import shutil
-import warnings
 
 from astropy.io.registry import UnifiedReadWriteMethod
 from astropy.table import Table
@@ -39,17 +38,9 @@ class _ResultsWrite(TableWrite):
     """
 
     def __call__(self, *args, **kwargs):
-        from .._meta import flat_meta, needs_flat_meta, write_options
+        from .._meta import write_table
 
-        path, fmt = (args[0] if args else kwargs.get("output")), kwargs.get("format")
-        table = self._instance
-        if path is not None and needs_flat_meta(path, fmt):
-            table = flat_meta(table)
-        kwargs.update(write_options(path, fmt, len(args), kwargs))
-        with warnings.catch_warnings():
-            # FITS keeps a long key as a HIERARCH card, which is what is wanted
-            warnings.filterwarnings("ignore", message="Keyword name .* is greater than 8 characters")
-            return TableWrite(table, self._cls).__call__(*args, **kwargs)
+        write_table(self._instance, *args, **kwargs)
 
 
 class Results(Table):
