@@ -1,8 +1,13 @@
 """Package configuration, in the astropy ``ConfigNamespace`` style.
 
 Values can be changed at run time (``conf.timeout = 60``), temporarily
-(``with conf.set_temp("timeout", 5): ...``) or in
-``~/.astropy/config/astro_semsearch.cfg``.
+(``with conf.set_temp("timeout", 5): ...``) or in astropy's configuration
+directory (``astropy.config.get_config_dir_path()``: ``~/.config/astropy``, or
+``~/.astropy/config`` where that exists), in ``astro_semsearch.cfg``, one
+``name = value`` line per item and no section header::
+
+    text_backend = onnx
+    max_concurrency = 2
 """
 from astropy import config as _config
 
@@ -110,4 +115,36 @@ class Conf(_config.ConfigNamespace):
     )
 
 
+# The items are defined in this module, so astropy would look for them under a [config] section of
+# astro_semsearch.cfg; they belong to the package, at the top of the file, as the docs have always said.
+for _item in vars(Conf).values():
+    if isinstance(_item, _config.ConfigItem):
+        _item.module = "astro_semsearch"
+del _item
+
+
+def _adopt_config_section() -> None:
+    """Use, and warn about, items in a ``[config]`` section of astro_semsearch.cfg.
+
+    Before the items belonged to the package, astropy read them only from
+    such a section, so a file written that way keeps working (its top-level
+    lines win) while the warning says how to mend it.
+    """
+    import warnings
+
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    cfg = _config.get_config("astro_semsearch")
+    section = cfg.get("config")
+    names = [k for k in getattr(section, "keys", list)() if k in vars(Conf)]
+    if not names:
+        return
+    for name in names:
+        cfg.setdefault(name, section[name])
+    warnings.warn(f"{cfg.filename} sets {', '.join(names)} under a [config] section; they are used, but belong "
+                  "at the top of the file: delete the [config] line (and any other section around them)",
+                  AstropyUserWarning, stacklevel=2)
+
+
+_adopt_config_section()
 conf = Conf()

@@ -1,11 +1,10 @@
 """Shared pytest configuration.
 
 Tests never read ``../shared``, never touch the user's astropy cache, and
-never reach the network unless marked ``remote_data``. They assume the
-package's default configuration: a ``~/.astropy/config/astro_semsearch.cfg``
-that changes ``text_backend``, ``max_concurrency`` or ``unreachable_after``
-can fail some of them (astropy's ``set_temp_config`` holds a lock for the
-whole block, too coarse for tests that start threads).
+never reach the network unless marked ``remote_data``. They see the
+package's default configuration, not the developer's ``astro_semsearch.cfg``
+(the root ``conftest.py`` points astropy's configuration directory at an
+empty one).
 """
 import os
 

@@ -124,11 +124,28 @@ def _to_fits(bands_img: np.ndarray, ra: float, dec: float, pixscale: float, band
     return buf.getvalue()
 
 
+#: Sockets behind `closed_port` by port, held for the whole session (or until `release_port`) so that no other
+#: program can take their ports.
+_HELD: dict[int, socket.socket] = {}
+
+
 def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on: bound, then closed, so connections to it are refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nothing listens on, so connections to it are refused.
+
+    The socket stays bound but never listens: the kernel refuses every
+    connection, and (unlike a port bound and closed again) no other program
+    can start listening there while the tests run.
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    _HELD[port] = s
+    return port
+
+
+def release_port(port: int) -> None:
+    """Free a `closed_port` for a server that is to listen there ("the network is back")."""
+    _HELD.pop(port).close()
 
 
 @functools.lru_cache(maxsize=4)

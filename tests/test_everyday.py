@@ -1,6 +1,7 @@
 """What a user meets first: result files that keep their provenance, printouts, messages that say what to do."""
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -42,6 +43,32 @@ def test_a_fits_file_keeps_the_provenance_and_cite_reads_it(hits, tmp_path):
     restored = read_results(tmp_path / "hits.fits")
     assert restored.meta["astro_semsearch"]["query"] == hits.meta["astro_semsearch"]["query"]
     assert isinstance(hits.meta["astro_semsearch"], dict)  # writing did not flatten the table in hand
+
+
+def test_a_votable_keeps_the_provenance_in_info_elements(hits, tmp_path):
+    from astropy.io.votable import parse_single_table
+
+    path = tmp_path / "hits.vot"
+    hits.write(path, format="votable")
+    infos = {i.name: i.value for i in parse_single_table(path).infos}  # what TOPCAT and pyvo see
+    assert json.loads(infos["astro_semsearch"])["query"] == "ring galaxy"
+    restored = read_results(path)
+    assert restored.meta["astro_semsearch"]["query"] == "ring galaxy"
+    assert restored["ra"].unit == hits["ra"].unit and list(restored["object_id"]) == list(hits["object_id"])
+    assert "york2000sdss" in cite(restored)
+    with pytest.raises(OSError, match="already exists"):
+        hits.write(path, format="votable")  # as astropy's own writer refuses
+    hits.write(path, format="votable", overwrite=True, tabledata_format="binary")
+    assert read_results(path).meta["astro_semsearch"]["query"] == "ring galaxy"
+
+
+def test_cli_writes_a_votable_with_its_provenance_and_cites_it(index_dir, tiny_model_dir, tmp_path, capsys):
+    path = tmp_path / "hits.xml"
+    assert main(["search", "ring galaxy", "-k", "4", "--index", str(index_dir), "--model", str(tiny_model_dir),
+                 "-o", str(path)]) == 0
+    assert "keeps no table metadata" not in capsys.readouterr().err
+    assert main(["cite", str(path)]) == 0
+    assert "york2000sdss" in capsys.readouterr().out
 
 
 def test_cli_cite_of_a_fits_result_and_of_a_crossmatch_made_from_it(index_dir, tiny_model_dir, tmp_path, capsys):
@@ -204,3 +231,18 @@ def test_a_mistyped_global_option_is_reported_by_the_top_level_parser(capsys):
         main(["--tracebak", "index", "info"])
     err = capsys.readouterr().err
     assert "usage: astro-semsearch [-h]" in err and "did you mean --traceback?" in err
+
+
+def test_the_configuration_template_lists_every_item_at_the_top_of_the_file():
+    import io
+
+    from astropy.config import generate_config
+
+    from astro_semsearch.config import Conf
+
+    out = io.StringIO()
+    generate_config("astro_semsearch", out)
+    text = out.getvalue()
+    assert not any(line.startswith("[") for line in text.splitlines())  # no [config] section to get wrong
+    for name in Conf().keys():
+        assert f"# {name} = " in text, name

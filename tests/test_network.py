@@ -14,7 +14,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from fakes import MeanColourModel
-from legacy_server import LegacyServer, closed_port
+from legacy_server import LegacyServer, closed_port, release_port
 
 from astro_semsearch import conf
 from astro_semsearch.build import build_index
@@ -115,6 +115,7 @@ def test_build_against_closed_port_stops_then_the_same_command_resumes(tmp_path,
         err = capsys.readouterr().err
         assert f"cannot reach http://127.0.0.1:{port}" in err and "rerun the same command to resume" in err
         assert err.count("error:") == 1 and (tmp_path / "idx.partial").is_dir() and not (tmp_path / "idx").exists()
+        release_port(port)
         with LegacyServer(port=port) as srv:  # the network is back: same URL, same command
             assert main(argv) == 0
     assert "20 galaxies indexed, 0 skipped" in capsys.readouterr().out

@@ -6,6 +6,8 @@ one test at the end runs the real `GalaxyModel` architecture end to end.
 """
 from __future__ import annotations
 
+import warnings
+
 import legacy_server as _server
 import numpy as np
 import pytest
@@ -268,6 +270,22 @@ def test_similar_to_unindexed_position_fetches_and_embeds_a_cutout(setup, legacy
     assert len(hits.meta["astro_semsearch"]["vector"]) == DIM  # kept, so the search can be repeated
     with pytest.raises(TargetNotFoundError, match="outside the survey footprint"):
         similar_to(SkyCoord(10 * u.deg, -60 * u.deg), index=index, model=model)
+
+
+def test_similar_to_a_fetched_position_beside_an_indexed_galaxy_says_so(setup, legacy_server):
+    index, model, _ = setup
+    galaxy = index.coords([5])[0]
+    near = galaxy.directional_offset_by(0 * u.deg, 1.5 * u.arcsec)  # the default max_distance is 1"
+    far = galaxy.directional_offset_by(0 * u.deg, 40 * u.arcsec)  # nothing indexed that close: no such warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)
+        # (this first fetch also imports astroquery, whose logger would turn later warnings into log lines)
+        similar_to(far, k=2, index=index, model=model, r90=10 * u.arcsec)
+    said = r"cutout fetched.*G005, is 1.50 arcsec away.*max_distance=2 \* u.arcsec"
+    with pytest.warns(AstropyUserWarning, match=said):
+        hits = similar_to(near, k=2, index=index, model=model, r90=10 * u.arcsec)
+    assert legacy_server.counts["/fits-cutout"] == 2
+    assert hits.meta["astro_semsearch"]["target_object_id"] is None
 
 
 @pytest.mark.parametrize(

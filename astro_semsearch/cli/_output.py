@@ -85,7 +85,8 @@ def add_output_options(p, what: str = "the result table") -> None:
     """``-o/--output``, ``--format`` and ``--overwrite``."""
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help=f"write {what} here instead of printing it; the format comes from the suffix (.ecsv, "
-                        ".fits and .parquet keep the provenance; .vot, .csv, .txt, .html ... do not) or --format")
+                        ".fits, .vot/.xml (VOTable) and .parquet keep the provenance; .csv, .txt, .html ... do not) "
+                        "or --format")
     p.add_argument("--format", default=None, metavar="FORMAT",
                    help="table format for -o when the suffix does not say (any astropy format: ecsv, fits, "
                         "votable, csv, ascii.fixed_width_two_line ...)")

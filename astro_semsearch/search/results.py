@@ -31,10 +31,10 @@ __all__ = ["Results", "as_results"]
 class _ResultsWrite(TableWrite):
     """`astropy.table.Table.write`, keeping the provenance where the format can hold it.
 
-    ECSV, Parquet and HDF5 keep ``meta`` as it is; FITS keeps each nested
-    value as JSON text (read back by `~astro_semsearch.cite` and the other
-    readers of result tables); VOTable, CSV and the other text formats keep
-    no table metadata.
+    ECSV, Parquet and HDF5 keep ``meta`` as it is; FITS (header cards) and
+    VOTable (``INFO`` elements) keep each provenance section as JSON text
+    (read back by `~astro_semsearch.cite` and the other readers of result
+    tables); CSV and the other text formats keep no table metadata.
     """
 
     def __call__(self, *args, **kwargs):

@@ -84,17 +84,22 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
     else:
         pixscale = float(frame_pixscale([r90.to_value(u.arcsec)], size=size, frame_r90=model_frame_r90(m),
                                         fixed_pixscale=pixscale).pixscale[0])
+    near = float(np.squeeze(sep.to_value(u.arcsec)))
+    # within 30" the user probably meant the indexed galaxy: say why it was not taken, whether or not the fetch works
+    near_miss = None if near >= 30 else (
+        f"the nearest indexed galaxy, {index.object_ids([int(idx)])[0]}, is {near:.2f} arcsec away, beyond "
+        f"max_distance ({float(max_distance.to_value(u.arcsec)):g} arcsec); pass max_distance={np.ceil(near):g} "
+        f"* u.arcsec (--max-distance {np.ceil(near):g} on the command line) to search from it without fetching a "
+        "cutout")
     try:
         vec = np.asarray(fetch_and_embed(target, m, size=size, pixscale=pixscale), dtype=np.float32).reshape(-1)
     except CutoutError as exc:
-        near = float(np.squeeze(sep.to_value(u.arcsec)))
-        if near < 30:  # probably meant the indexed galaxy: say why it was not taken
-            oid = str(index.object_ids([int(idx)])[0])
-            exc.add_note(f"the nearest indexed galaxy, {oid}, is {near:.2f} arcsec away, beyond max_distance "
-                         f"({float(max_distance.to_value(u.arcsec)):g} arcsec); pass max_distance="
-                         f"{np.ceil(near):g} * u.arcsec (--max-distance {np.ceil(near):g} on the command line) "
-                         "to search from it without fetching a cutout")
+        if near_miss:
+            exc.add_note(near_miss)
         raise
+    if near_miss:
+        warnings.warn(f"similar_to searched from a cutout fetched at {label}: {near_miss}", AstropyUserWarning,
+                      stacklevel=4)
     return Target(vec, None, target, f"cutout at {label}")
 
 
