@@ -82,8 +82,11 @@ def write_table(table, *args, **kwargs) -> None:
     if kind == "flat":
         table = flat_meta(table)
         if (fmt or identified_format(path)) == "votable":
+            from astropy.table.info import serialize_method_as
+
             kwargs.pop("format", None)
-            return write_votable(table, *args, **kwargs)
+            with serialize_method_as(table, kwargs.pop("serialize_method", None)):  # as Table.write does
+                return write_votable(table, *args, **kwargs)
     elif kind == "nested" and (fmt or identified_format(path)) == "hdf5":
         kwargs.setdefault("serialize_meta", True)
         if len(args) < 2:  # HDF5's path may come second, positionally
@@ -94,7 +97,7 @@ def write_table(table, *args, **kwargs) -> None:
         TableWrite(table, type(table))(*args, **kwargs)  # astropy's own writer, not a subclass's override
 
 
-def write_votable(table, output, *, overwrite: bool = False, table_id: str | None = None,
+def write_votable(table, output, table_id: str | None = None, overwrite: bool = False,
                   tabledata_format: str | None = None) -> None:
     """astropy's VOTable writer, with each provenance section of ``table.meta`` an ``INFO`` element of the TABLE.
 

@@ -60,6 +60,13 @@ def test_a_votable_keeps_the_provenance_in_info_elements(hits, tmp_path):
         hits.write(path, format="votable")  # as astropy's own writer refuses
     hits.write(path, format="votable", overwrite=True, tabledata_format="binary")
     assert read_results(path).meta["astro_semsearch"]["query"] == "ring galaxy"
+    # astropy's other arguments, taken as its writer takes them: table_id positionally, serialize_method
+    masked = type(hits)(hits, masked=True)  # still a result table, written by astro_semsearch
+    masked["score"].mask[0] = True
+    masked.write(tmp_path / "m.vot", "found", format="votable", serialize_method="data_mask")
+    back = parse_single_table(tmp_path / "m.vot")
+    assert back.ID == "found" and back.to_table()["score"].mask.tolist() == masked["score"].mask.tolist()
+    assert read_results(tmp_path / "m.vot").meta["astro_semsearch"]["query"] == "ring galaxy"
 
 
 def test_cli_writes_a_votable_with_its_provenance_and_cites_it(index_dir, tiny_model_dir, tmp_path, capsys):

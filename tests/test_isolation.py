@@ -43,8 +43,10 @@ def test_the_session_reads_configuration_from_an_empty_directory():
     assert conf.timeout == 30.0
 
 
-def test_a_doctests_temporary_files_lie_under_its_tmp_path(pytester):
-    # the root conftest in a fresh pytest run, with one doctest that makes a directory as a user would
+def test_a_doctests_temporary_files_lie_under_its_tmp_path(pytester, monkeypatch):
+    # the root conftest in a fresh pytest run, with one doctest that makes a directory as a user would;
+    # the inner run sets (and removes) its own ASTROPY_CONFIG_DIR: monkeypatch gives the session's back
+    monkeypatch.setenv("ASTROPY_CONFIG_DIR", os.environ["ASTROPY_CONFIG_DIR"])
     pytester.makeconftest((Path(__file__).parents[1] / "conftest.py").read_text())
     pytester.makepyfile(example='''
 def f():
@@ -59,9 +61,22 @@ def f():
 
 
 def test_items_under_a_config_section_are_used_with_a_warning_to_move_them(tmp_path):
-    # the only layout astropy read before the items belonged to the package; top-level lines win
-    _user_file(tmp_path, "max_concurrency = 3\n[config]\ntimeout = 5.0\nmax_concurrency = 9\n")
-    out = _run(tmp_path, {}, "print(conf.timeout, conf.max_concurrency)")
-    assert out.stdout.split()[-2:] == ["5.0", "3"]
-    assert "timeout, max_concurrency under a [config] section" in out.stdout + out.stderr
-    assert "delete the [config] line" in out.stdout + out.stderr
+    # the only layout astropy read before the items belonged to the package; top-level lines win,
+    # and the values are read at each lookup, so a reload keeps them
+    _user_file(tmp_path, "max_concurrency = 3\n[config]\ntimeout = 5.0\nmax_concurrency = 9\n__doc__ = x\n")
+    out = _run(tmp_path, {}, "print(conf.timeout, conf.max_concurrency); conf.reload(); print(conf.timeout)")
+    assert out.stdout.split()[-3:] == ["5.0", "3", "5.0"]
+    said = out.stdout + out.stderr
+    assert "sets timeout under a [config] section" in said and "delete the [config] line" in said
+    assert "max_concurrency under" not in said and "__doc__" not in said  # only items it uses
+
+
+def test_a_broken_configuration_file_fails_where_a_value_is_read_not_at_import(tmp_path):
+    _user_file(tmp_path, "timeout = 5\n[[[bad\n")
+    assert _run(tmp_path, {}, "print('imported')").stdout.strip().endswith("imported")
+    try:
+        _run(tmp_path, {})
+    except subprocess.CalledProcessError as err:
+        assert "[[[bad" in err.stderr
+    else:
+        raise AssertionError("reading a value from a broken file did not fail")

@@ -6,6 +6,7 @@ one test at the end runs the real `GalaxyModel` architecture end to end.
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import legacy_server as _server
@@ -286,6 +287,15 @@ def test_similar_to_a_fetched_position_beside_an_indexed_galaxy_says_so(setup, l
         hits = similar_to(near, k=2, index=index, model=model, r90=10 * u.arcsec)
     assert legacy_server.counts["/fits-cutout"] == 2
     assert hits.meta["astro_semsearch"]["target_object_id"] is None
+    # semantic_search(like=) matches within 1" and takes no max_distance: its hint names like= instead
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        semantic_search("spiral galaxy", like=near, k=2, index=index, model=model)
+    said = [str(w.message) for w in seen]
+    assert any(re.search(r"semantic_search\(like=\) searched from a cutout.*G005.*the match radius \(1 arcsec\); "
+                         r"pass like='G005'", m) for m in said), said
+    # and its framing hint does not name similar_to's r90=, which semantic_search does not take
+    assert any("framing unknown" in m and "like=np.asarray(similar_to(position, r90=" in m for m in said), said
 
 
 @pytest.mark.parametrize(

@@ -153,7 +153,7 @@ def semantic_search(
     model = resolve_model(model, index, text_only=like is None and reranker is None)
     like_vec = like_desc = like_id = None
     if like is not None:
-        target = resolve_target(like, index, lambda: model, 1 * u.arcsec)
+        target = resolve_target(like, index, lambda: model, 1 * u.arcsec, where="semantic_search(like=)")
         like_vec, like_desc = target.vector, target.description
         like_id = None if target.row is None else str(index.object_ids([target.row])[0])
     q = Query.from_text(model, query, negative=negative, negative_weight=negative_weight, like_vector=like_vec,

@@ -67,7 +67,8 @@ def _indexed(index, object_id: str, description: str | None = None) -> Target:
     return Target(index.vectors([row])[0], row, index.coords([row])[0], description or str(object_id))
 
 
-def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity, r90=None) -> Target:
+def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity, r90=None,
+              where: str = "similar_to") -> Target:
     """The indexed galaxy at a position, or a cutout of the position (framed by ``r90``) fetched and embedded."""
     if not target.isscalar:
         raise InvalidInputError(f"give one position, got a SkyCoord of shape {target.shape}")
@@ -78,19 +79,24 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
     m = model()
     size, pixscale = 256, 0.262  # the fixed request of fetch_and_embed and build_index
     if r90 is None:
-        warnings.warn(unknown_framing_message(size, pixscale, where="similar_to", fix=(
-            "Pass r90= (the target's R90 as an angle, e.g. r90=12 * u.arcsec; for a Tractor shape_r use "
-            "2.5 x shape_r) to frame the cutout by the galaxy's size.")), AstropyUserWarning, stacklevel=4)
+        fix = ("Pass r90= (the target's R90 as an angle, e.g. r90=12 * u.arcsec; for a Tractor shape_r use "
+               "2.5 x shape_r) to frame the cutout by the galaxy's size." if where == "similar_to" else
+               "To frame it by the galaxy's size, pass like=np.asarray(similar_to(position, r90=...)"
+               ".meta['astro_semsearch']['vector']).")
+        warnings.warn(unknown_framing_message(size, pixscale, where=where, fix=fix), AstropyUserWarning,
+                      stacklevel=4)
     else:
         pixscale = float(frame_pixscale([r90.to_value(u.arcsec)], size=size, frame_r90=model_frame_r90(m),
                                         fixed_pixscale=pixscale).pixscale[0])
     near = float(np.squeeze(sep.to_value(u.arcsec)))
     # within 30" the user probably meant the indexed galaxy: say why it was not taken, whether or not the fetch works
+    nearest = str(index.object_ids([int(idx)])[0])
+    fix = (f"pass max_distance={np.ceil(near):g} * u.arcsec (--max-distance {np.ceil(near):g} on the command line)"
+           if where == "similar_to" else f"pass like={nearest!r}")
     near_miss = None if near >= 30 else (
-        f"the nearest indexed galaxy, {index.object_ids([int(idx)])[0]}, is {near:.2f} arcsec away, beyond "
-        f"max_distance ({float(max_distance.to_value(u.arcsec)):g} arcsec); pass max_distance={np.ceil(near):g} "
-        f"* u.arcsec (--max-distance {np.ceil(near):g} on the command line) to search from it without fetching a "
-        "cutout")
+        f"the nearest indexed galaxy, {nearest}, is {near:.2f} arcsec away, beyond "
+        f"{'max_distance' if where == 'similar_to' else 'the match radius'} "
+        f"({float(max_distance.to_value(u.arcsec)):g} arcsec); {fix} to search from it without fetching a cutout")
     try:
         vec = np.asarray(fetch_and_embed(target, m, size=size, pixscale=pixscale), dtype=np.float32).reshape(-1)
     except CutoutError as exc:
@@ -98,7 +104,7 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
             exc.add_note(near_miss)
         raise
     if near_miss:
-        warnings.warn(f"similar_to searched from a cutout fetched at {label}: {near_miss}", AstropyUserWarning,
+        warnings.warn(f"{where} searched from a cutout fetched at {label}: {near_miss}", AstropyUserWarning,
                       stacklevel=4)
     return Target(vec, None, target, f"cutout at {label}")
 
@@ -143,7 +149,8 @@ def _row(target: Row) -> Any:
     raise InvalidInputError(f"a table row target needs an object_id column or ra/dec columns; it has {cols}")
 
 
-def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity, r90=None) -> Target:
+def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity, r90=None,
+                   where: str = "similar_to") -> Target:
     """Turn anything `~astro_semsearch.similar_to` accepts into a `Target`.
 
     Parameters
@@ -160,13 +167,16 @@ def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity
     r90 : angle, optional
         R90 of a position target that is not indexed: its cutout is framed
         to the model's ``frame_r90`` x R90 (`astro_semsearch.cutouts.framing`).
+    where : str
+        The caller as the user wrote it, for messages: ``"similar_to"`` (whose
+        hints name ``max_distance``) or ``"semantic_search(like=)"``.
     """
     if isinstance(target, Row):
         target = _row(target)
         if isinstance(target, str):
             return _indexed(index, target)
     if isinstance(target, SkyCoord):
-        return _position(target, index, model, max_distance, r90)
+        return _position(target, index, model, max_distance, r90, where)
     if isinstance(target, _HDUS):
         return _loaded(target, f"{type(target).__name__} image", index, model)
     if isinstance(target, os.PathLike) or (isinstance(target, str) and is_image_path(target)):
