@@ -78,9 +78,10 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
         return _indexed(index, str(index.object_ids([int(idx)])[0]), label)
     m = model()
     size, pixscale = 256, 0.262  # the fixed request of fetch_and_embed and build_index
+    own = where == "similar_to"  # its hints name max_distance= and r90=; semantic_search(like=) has neither
     if r90 is None:
         fix = ("Pass r90= (the target's R90 as an angle, e.g. r90=12 * u.arcsec; for a Tractor shape_r use "
-               "2.5 x shape_r) to frame the cutout by the galaxy's size." if where == "similar_to" else
+               "2.5 x shape_r) to frame the cutout by the galaxy's size." if own else
                "To frame it by the galaxy's size, pass like=np.asarray(similar_to(position, r90=...)"
                ".meta['astro_semsearch']['vector']).")
         warnings.warn(unknown_framing_message(size, pixscale, where=where, fix=fix), AstropyUserWarning,
@@ -92,10 +93,10 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
     # within 30" the user probably meant the indexed galaxy: say why it was not taken, whether or not the fetch works
     nearest = str(index.object_ids([int(idx)])[0])
     fix = (f"pass max_distance={np.ceil(near):g} * u.arcsec (--max-distance {np.ceil(near):g} on the command line)"
-           if where == "similar_to" else f"pass like={nearest!r}")
+           if own else f"pass like={nearest!r}")
     near_miss = None if near >= 30 else (
         f"the nearest indexed galaxy, {nearest}, is {near:.2f} arcsec away, beyond "
-        f"{'max_distance' if where == 'similar_to' else 'the match radius'} "
+        f"{'max_distance' if own else 'the match radius'} "
         f"({float(max_distance.to_value(u.arcsec)):g} arcsec); {fix} to search from it without fetching a cutout")
     try:
         vec = np.asarray(fetch_and_embed(target, m, size=size, pixscale=pixscale), dtype=np.float32).reshape(-1)
