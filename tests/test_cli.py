@@ -11,8 +11,12 @@ from astropy import units as u
 from astropy.table import Table
 
 import astro_semsearch
+import legacy_server as _server
 from astro_semsearch.cli import build_parser, main
 from astro_semsearch.index import GalaxyIndex
+
+
+legacy_server = _server.legacy_server  # the fixture (tests/legacy_server.py)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +93,17 @@ def test_similar_by_id_and_by_position(index_dir, capsys):
     t = GalaxyIndex.load(index_dir).table[3]
     assert main(["similar", f"{t['ra']:.7f} {t['dec']:.7f}", "-k", "3", "--index", str(index_dir)]) == 0
     assert capsys.readouterr().out == by_id
+
+
+def test_r90_options_frame_a_fetched_cutout(index_dir, model_args, legacy_server, capsys):
+    far = "10 -20"  # inside the local stand-in's footprint, far from every indexed galaxy
+    assert main(["similar", far, "--r90", "20", "-k", "2", "--index", str(index_dir), *model_args]) == 0
+    assert main(["search", "spiral", "--like", far, "--like-r90", "15", "-k", "2", "--index", str(index_dir),
+                 *model_args]) == 0
+    asked = [float(q["pixscale"]) for q in legacy_server.queries if q["_path"] == "/fits-cutout"]
+    assert asked == pytest.approx([0.5, 0.375], abs=1e-4)  # 6.4 x R90 over 256 px
+    assert main(["search", "spiral", "--like-r90", "10", "--index", str(index_dir), *model_args]) == 2
+    assert "give like= as well" in capsys.readouterr().err
 
 
 def test_crossmatch_command(index_dir, tmp_path, capsys):

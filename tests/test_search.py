@@ -294,8 +294,33 @@ def test_similar_to_a_fetched_position_beside_an_indexed_galaxy_says_so(setup, l
     said = [str(w.message) for w in seen]
     assert any(re.search(r"semantic_search\(like=\) searched from a cutout.*G005.*the match radius \(1 arcsec\); "
                          r"pass like='G005'", m) for m in said), said
-    # and its framing hint does not name similar_to's r90=, which semantic_search does not take
-    assert any("framing unknown" in m and "like=np.asarray(similar_to(position, r90=" in m for m in said), said
+    # and its framing hint names its own like_r90=, not similar_to's r90=
+    assert any("framing unknown" in m and "Pass like_r90=" in m for m in said), said
+
+
+def test_semantic_search_like_r90_frames_the_fetched_cutout(setup, legacy_server):
+    index, model, _ = setup
+    far = SkyCoord(10 * u.deg, -20 * u.deg)  # not indexed: a cutout is fetched
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)  # framed: no "framing unknown" warning
+        hits = semantic_search("spiral galaxy", like=far, like_r90=20 * u.arcsec, k=2, index=index, model=model)
+    asked = [q for q in legacy_server.queries if q["_path"] == "/fits-cutout"]
+    # 6.4 x R90 = 128" over 256 px: 0.5"/px, not the fixed 0.262"/px
+    assert len(asked) == 1 and float(asked[0]["pixscale"]) == pytest.approx(0.5, abs=1e-4)
+    assert "framed by R90 20 arcsec" in hits.meta["astro_semsearch"]["like"]
+    same = similar_to(far, k=2, index=index, model=model, r90=20 * u.arcsec, min_separation=None)
+    assert same.meta["astro_semsearch"]["query"] == hits.meta["astro_semsearch"]["like"]
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"like_r90": 10 * u.arcsec}, ValueError, "give like= as well"),
+    ({"like": "G001", "like_r90": 10}, TypeError, "like_r90"),
+    ({"like": "G001", "like_r90": -1 * u.arcsec}, ValueError, "like_r90"),
+])
+def test_semantic_search_like_r90_bad_input(setup, kwargs, exc, match):
+    index, model, _ = setup
+    with pytest.raises(exc, match=match):
+        semantic_search("spiral galaxy", index=index, model=model, **kwargs)
 
 
 @pytest.mark.parametrize(

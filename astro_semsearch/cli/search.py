@@ -102,10 +102,12 @@ def _cli_search(args) -> int:
     query = _queries(args)
     _check_outputs(args)
     like = parse_target(args.like.split()) if args.like else None
+    like_r90 = None if args.like_r90 is None else args.like_r90 * u.arcsec
     hits = semantic_search(
         query, k=args.k, index=args.index, model=args.model,
         negative=(args.negative if len(args.negative) > 1 else args.negative[0]) if args.negative else None,
         negative_weight=args.negative_weight, like=like, like_weight=args.like_weight,
+        like_r90=like_r90,
         min_separation=args.min_separation * u.arcsec, rerank=_cli_reranker(args), rerank_top_n=args.rerank_top_n,
         negation=not args.no_negation,
     )
@@ -120,7 +122,8 @@ def _cli_similar(args) -> int:
     target = parse_target(args.target)
     _check_outputs(args)
     hits = similar_to(target, k=args.k, index=args.index, model=args.model,
-                      min_separation=args.min_separation * u.arcsec, max_distance=args.max_distance * u.arcsec)
+                      min_separation=args.min_separation * u.arcsec, max_distance=args.max_distance * u.arcsec,
+                      r90=None if args.r90 is None else args.r90 * u.arcsec)
     return _emit(hits, args)
 
 
@@ -159,6 +162,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--like", default=None, metavar="TARGET",
                    help="mix an example galaxy into the query: an object id, 'RA DEC' or an image file")
     p.add_argument("--like-weight", type=float, default=0.5, help="weight of --like in [0, 1] (default 0.5)")
+    p.add_argument("--like-r90", type=float, default=None, metavar="ARCSEC",
+                   help="for a --like position that is not indexed: its R90 (arcsec), to frame the fetched cutout "
+                        "as the model was trained")
     p.add_argument("--rerank", default=None, choices=["feedback", "expansion", "galaxidnet", "vlm"],
                    help="re-rank the first --rerank-top-n hits (see the Re-ranking docs for which help)")
     p.add_argument("--rerank-top-n", type=int, default=100, metavar="N",
@@ -179,5 +185,8 @@ def add_parser(subparsers) -> None:
                         "image file (FITS/JPEG/PNG)")
     p.add_argument("--max-distance", type=float, default=1.0, metavar="ARCSEC",
                    help="for a position: how far the nearest indexed galaxy may be (arcsec, default 1)")
+    p.add_argument("--r90", type=float, default=None, metavar="ARCSEC",
+                   help="for a position that is not indexed: the galaxy's R90 (arcsec; about 2.5 x a Tractor "
+                        "shape_r), to frame the fetched cutout as the model was trained")
     _common(p)
     p.set_defaults(func=_cli_similar)

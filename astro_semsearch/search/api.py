@@ -40,7 +40,7 @@ from astropy import units as u
 from astropy.table import Table
 
 from .._validate import check_angle, check_bool, check_int, check_number, check_texts
-from ..exceptions import NoGoodMatchWarning
+from ..exceptions import InvalidInputError, NoGoodMatchWarning
 from ..index import open_index
 from ..model.text import one_text_backend
 from .engine import LazyModel, index_provenance, model_provenance, ranked, region_rows, resolve_model, result_table
@@ -64,6 +64,7 @@ def semantic_search(
     negative_weight: float = 0.5,
     like: Any = None,
     like_weight: float = 0.5,
+    like_r90: u.Quantity | None = None,
     min_separation: u.Quantity | None = 5 * u.arcsec,
     region=None,
     rerank=None,
@@ -94,6 +95,10 @@ def semantic_search(
         query: ``(1 - like_weight) * text + like_weight * image``.
     like_weight : float
         In [0, 1]; 1 searches with the example alone.
+    like_r90 : angle, optional
+        When ``like`` is a position that is not indexed: the galaxy's R90,
+        to frame its fetched cutout as the model was trained (``r90`` of
+        `similar_to`).
     min_separation : `~astropy.units.Quantity` (angle) or None
         Hits closer than this to a better hit are dropped (near-duplicates).
     region : (SkyCoord, angle) or boolean mask, optional
@@ -141,6 +146,9 @@ def semantic_search(
         check_texts(negative, "negative")
     check_number(negative_weight, "negative_weight", 0.0)
     check_number(like_weight, "like_weight", 0.0, 1.0)
+    like_r90 = check_angle(like_r90, "like_r90", positive=True)
+    if like_r90 is not None and like is None:
+        raise InvalidInputError("like_r90= frames the cutout of a like= position; give like= as well")
     k = check_int(_default_k() if k is None else k, "k")
     min_sep = check_angle(min_separation, "min_separation")
     reranker = None
@@ -153,7 +161,8 @@ def semantic_search(
     model = resolve_model(model, index, text_only=like is None and reranker is None)
     like_vec = like_desc = like_id = None
     if like is not None:
-        target = resolve_target(like, index, lambda: model, 1 * u.arcsec, where="semantic_search(like=)")
+        target = resolve_target(like, index, lambda: model, 1 * u.arcsec, like_r90,
+                                where="semantic_search(like=)")
         like_vec, like_desc = target.vector, target.description
         like_id = None if target.row is None else str(index.object_ids([target.row])[0])
     q = Query.from_text(model, query, negative=negative, negative_weight=negative_weight, like_vector=like_vec,

@@ -78,12 +78,11 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
         return _indexed(index, str(index.object_ids([int(idx)])[0]), label)
     m = model()
     size, pixscale = 256, 0.262  # the fixed request of fetch_and_embed and build_index
-    own = where == "similar_to"  # its hints name max_distance= and r90=; semantic_search(like=) has neither
+    own = where == "similar_to"  # its hints name max_distance= and r90=; semantic_search's name like_r90=
     if r90 is None:
-        fix = ("Pass r90= (the target's R90 as an angle, e.g. r90=12 * u.arcsec; for a Tractor shape_r use "
-               "2.5 x shape_r) to frame the cutout by the galaxy's size." if own else
-               "To frame it by the galaxy's size, pass like=np.asarray(similar_to(position, r90=...)"
-               ".meta['astro_semsearch']['vector']).")
+        name = "r90" if own else "like_r90"
+        fix = (f"Pass {name}= (the target's R90 as an angle, e.g. {name}=12 * u.arcsec; for a Tractor shape_r "
+               "use 2.5 x shape_r) to frame the cutout by the galaxy's size.")
         warnings.warn(unknown_framing_message(size, pixscale, where=where, fix=fix), AstropyUserWarning,
                       stacklevel=4)
     else:
@@ -107,7 +106,8 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
     if near_miss:
         warnings.warn(f"{where} searched from a cutout fetched at {label}: {near_miss}", AstropyUserWarning,
                       stacklevel=4)
-    return Target(vec, None, target, f"cutout at {label}")
+    framed = "" if r90 is None else f", framed by R90 {r90.to_value(u.arcsec):g} arcsec"
+    return Target(vec, None, target, f"cutout at {label}{framed}")
 
 
 def _image(arr: np.ndarray, index, model: Callable, label: str | None = None) -> Target:
@@ -170,8 +170,8 @@ def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity
         to the model's ``frame_r90`` x R90 (`astro_semsearch.cutouts.framing`).
     where : str
         The caller as the user wrote it, for messages: ``"similar_to"`` (whose
-        hints name ``max_distance``) or ``"semantic_search(like=)"``.
-    """
+        hints name ``max_distance`` and ``r90``) or ``"semantic_search(like=)"``
+        (whose name ``like_r90``)."""
     if isinstance(target, Row):
         target = _row(target)
         if isinstance(target, str):
