@@ -103,7 +103,7 @@ def test_r90_options_frame_a_fetched_cutout(index_dir, model_args, legacy_server
     asked = [float(q["pixscale"]) for q in legacy_server.queries if q["_path"] == "/fits-cutout"]
     assert asked == pytest.approx([0.5, 0.375], abs=1e-4)  # 6.4 x R90 over 256 px
     assert main(["search", "spiral", "--like-r90", "10", "--index", str(index_dir), *model_args]) == 2
-    assert "give like= as well" in capsys.readouterr().err
+    assert "give --like as well" in capsys.readouterr().err
 
 
 def test_crossmatch_command(index_dir, tmp_path, capsys):

@@ -23,6 +23,7 @@ import astro_semsearch.model
 from astro_semsearch import semantic_search, similar_to
 from astro_semsearch.exceptions import ModelMismatchError, TargetNotFoundError
 from astro_semsearch.index import GalaxyIndex
+from astro_semsearch.search.query import Query
 
 legacy_server = _server.legacy_server  # the fixture (tests/legacy_server.py)
 
@@ -307,20 +308,45 @@ def test_semantic_search_like_r90_frames_the_fetched_cutout(setup, legacy_server
     asked = [q for q in legacy_server.queries if q["_path"] == "/fits-cutout"]
     # 6.4 x R90 = 128" over 256 px: 0.5"/px, not the fixed 0.262"/px
     assert len(asked) == 1 and float(asked[0]["pixscale"]) == pytest.approx(0.5, abs=1e-4)
-    assert "framed by R90 20 arcsec" in hits.meta["astro_semsearch"]["like"]
+    meta = hits.meta["astro_semsearch"]
+    assert meta["like"].endswith("framed by R90 20 arcsec")
     same = similar_to(far, k=2, index=index, model=model, r90=20 * u.arcsec, min_separation=None)
-    assert same.meta["astro_semsearch"]["query"] == hits.meta["astro_semsearch"]["like"]
+    assert same.meta["astro_semsearch"]["query"] == meta["like"]
+    # the example is not indexed: its vector is kept, so the query can be rebuilt from the meta alone
+    assert np.allclose(meta["like_vector"], same.meta["astro_semsearch"]["vector"], atol=1e-6)
+    again = Query.from_meta(meta, model=model, index=index)
+    scores = index.vectors(index.rows_of(list(hits["object_id"]))) @ again.vector
+    assert np.allclose(scores, hits["score"], atol=1e-4)
+    # below about 10" the framing rule's native-scale floor, not the R90, sets the scale; the meta says so
+    small = semantic_search("spiral galaxy", like=far, like_r90=5 * u.arcsec, k=2, index=index, model=model)
+    assert float(legacy_server.queries[-1]["pixscale"]) == pytest.approx(0.262, abs=1e-4)
+    assert "framed by R90 5 arcsec, at the native" in small.meta["astro_semsearch"]["like"]
+
+
+def test_like_warnings_point_at_the_callers_line(setup, legacy_server):
+    index, model, _ = setup
+    with pytest.warns(AstropyUserWarning, match="framing unknown.*Pass like_r90=.*--like-r90 12") as seen:
+        semantic_search("spiral galaxy", like=SkyCoord(10 * u.deg, -20 * u.deg), k=2, index=index, model=model)
+    assert {w.filename for w in seen if "framing" in str(w.message)} == {__file__}
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    ({"like_r90": 10 * u.arcsec}, ValueError, "give like= as well"),
+    ({"like_r90": 10 * u.arcsec, "index": "/nonexistent/index"}, ValueError, "give like= as well"),  # before loading
+    ({"like": "G001", "like_r90": 10 * u.arcsec}, ValueError, "like_r90= frames the cutout fetched for a position"),
+    ({"like": np.ones(DIM), "like_r90": 10 * u.arcsec}, ValueError, "this target is a ndarray"),
     ({"like": "G001", "like_r90": 10}, TypeError, "like_r90"),
     ({"like": "G001", "like_r90": -1 * u.arcsec}, ValueError, "like_r90"),
 ])
 def test_semantic_search_like_r90_bad_input(setup, kwargs, exc, match):
     index, model, _ = setup
     with pytest.raises(exc, match=match):
-        semantic_search("spiral galaxy", index=index, model=model, **kwargs)
+        semantic_search("spiral galaxy", **{"index": index, "model": model, **kwargs})
+
+
+def test_similar_to_refuses_r90_for_a_target_that_is_not_a_position(setup):
+    index, model, _ = setup
+    with pytest.raises(ValueError, match="r90= frames the cutout fetched for a position.*leave r90 out"):
+        similar_to("G001", index=index, model=model, r90=10 * u.arcsec)
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,8 @@ def _cli_search(args) -> int:
 
     query = _queries(args)
     _check_outputs(args)
+    if args.like_r90 is not None and not args.like:
+        raise InvalidInputError("--like-r90 frames the cutout of a --like position; give --like as well")
     like = parse_target(args.like.split()) if args.like else None
     like_r90 = None if args.like_r90 is None else args.like_r90 * u.arcsec
     hits = semantic_search(
@@ -163,8 +165,8 @@ def add_parser(subparsers) -> None:
                    help="mix an example galaxy into the query: an object id, 'RA DEC' or an image file")
     p.add_argument("--like-weight", type=float, default=0.5, help="weight of --like in [0, 1] (default 0.5)")
     p.add_argument("--like-r90", type=float, default=None, metavar="ARCSEC",
-                   help="for a --like position that is not indexed: its R90 (arcsec), to frame the fetched cutout "
-                        "as the model was trained")
+                   help="for a --like position that is not indexed: its R90 (arcsec; about 2.5 x a Tractor "
+                        "shape_r), to frame the fetched cutout as the model was trained")
     p.add_argument("--rerank", default=None, choices=["feedback", "expansion", "galaxidnet", "vlm"],
                    help="re-rank the first --rerank-top-n hits (see the Re-ranking docs for which help)")
     p.add_argument("--rerank-top-n", type=int, default=100, metavar="N",

@@ -96,9 +96,11 @@ def semantic_search(
     like_weight : float
         In [0, 1]; 1 searches with the example alone.
     like_r90 : angle, optional
-        When ``like`` is a position that is not indexed: the galaxy's R90,
-        to frame its fetched cutout as the model was trained (``r90`` of
-        `similar_to`).
+        When ``like`` is a `~astropy.coordinates.SkyCoord`: the galaxy's R90
+        (e.g. ``12 * u.arcsec``; about 2.5 x a Tractor ``shape_r``), to frame
+        the cutout fetched for a position that is not indexed as the model was
+        trained, exactly as ``r90`` of `similar_to`. Unused when the position
+        is an indexed galaxy; refused for any other kind of ``like``.
     min_separation : `~astropy.units.Quantity` (angle) or None
         Hits closer than this to a better hit are dropped (near-duplicates).
     region : (SkyCoord, angle) or boolean mask, optional
@@ -230,8 +232,13 @@ def similar_to(
         For a SkyCoord target that is not indexed: the galaxy's R90 (the
         radius holding 90% of its Petrosian light; about 2.5 x a Tractor
         ``shape_r``). The fetched cutout then spans the model's ``frame_r90``
-        (6.4) x R90, as the model was trained; without it the fixed 256 px at
-        0.262"/px is fetched and an `AstropyUserWarning` says so.
+        (6.4) x R90, as the model was trained, within the framing rule's
+        limits (never finer than the native 0.262"/px, so below about 10"
+        the fixed request; at most a 30' field; the result's meta says when a
+        limit applied: `astro_semsearch.cutouts.framing`); without it the
+        fixed 256 px at 0.262"/px is fetched and an `AstropyUserWarning` says
+        so. Unused when the position is an indexed galaxy (its stored
+        embedding is searched); refused for any other kind of target.
 
     Returns
     -------

@@ -105,6 +105,9 @@ class Query:
         ``["no_arms"]``,
         `~astro_semsearch.search.negation.opposite_answer`): these terms
         are searched as that answer's wordings instead of as negatives.
+    like_vector : numpy.ndarray, optional
+        The example's embedding, kept (and written to ``meta``) when the
+        example is not an indexed galaxy, so the query can be rebuilt.
     """
 
     text: list[str] | None
@@ -116,6 +119,7 @@ class Query:
     example_object_id: str | None = None
     parsed_negative: list[str] | None = None
     opposite_answers: list[str] | None = None
+    like_vector: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if isinstance(self.text, str):
@@ -161,7 +165,9 @@ class Query:
                    like=like if like_vector is not None else None,
                    like_weight=like_weight if like_vector is not None else None,
                    example_object_id=example_object_id if like_vector is not None else None,
-                   parsed_negative=parsed, opposite_answers=answers or None)
+                   parsed_negative=parsed, opposite_answers=answers or None,
+                   like_vector=None if like_vector is None or example_object_id is not None
+                   else np.asarray(like_vector, dtype=np.float64).reshape(-1))
 
     @classmethod
     def from_example(cls, vector, description: str, example_object_id: str | None = None) -> "Query":
@@ -190,6 +196,8 @@ class Query:
             meta["opposite_answers"] = list(self.opposite_answers)
         if self.text is None:
             meta["vector"] = [round(float(v), 7) for v in self.vector]
+        elif self.like_vector is not None:  # an example not in the index: keep it so the query can be rebuilt
+            meta["like_vector"] = [round(float(v), 7) for v in self.like_vector]
         return meta
 
     @classmethod
@@ -197,8 +205,9 @@ class Query:
         """Rebuild the query a result table was searched with, from its ``meta``.
 
         ``model`` embeds the text again (the index's model); ``index`` gives
-        the vector of an indexed example. A query that mixed in an image that
-        is not in the index cannot be rebuilt.
+        the vector of an indexed example; an example that is not indexed is
+        read from ``meta["like_vector"]`` (results written before it was
+        recorded cannot be rebuilt).
 
         Raises
         ------
@@ -215,6 +224,8 @@ class Query:
             like_vector = index.vectors([row])[0]
         elif meta.get("vector") is not None:
             like_vector = np.asarray(meta["vector"], dtype=np.float64)
+        elif meta.get("like_vector") is not None:
+            like_vector = np.asarray(meta["like_vector"], dtype=np.float64)
         if texts is None:
             if like_vector is None:
                 raise InvalidInputError("the results' meta records neither a text query nor an indexed example; "

@@ -26,7 +26,7 @@ from astropy.table import Row
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ..cutouts import fetch_and_embed
-from ..cutouts.framing import frame_pixscale, model_frame_r90, unknown_framing_message
+from ..cutouts.framing import MAX_FIELD, NATIVE_PIXSCALE, frame_pixscale, model_frame_r90, unknown_framing_message
 from ..exceptions import CutoutError, InvalidInputError, InvalidTypeError, TargetNotFoundError
 from ..images import image_problem, is_image_path, load_image
 
@@ -78,16 +78,24 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
         return _indexed(index, str(index.object_ids([int(idx)])[0]), label)
     m = model()
     size, pixscale = 256, 0.262  # the fixed request of fetch_and_embed and build_index
-    own = where == "similar_to"  # its hints name max_distance= and r90=; semantic_search's name like_r90=
+    own = where == "similar_to"  # its hints name max_distance= and r90=; semantic_search's hints name like_r90=
+    # to the user's line: past this function, resolve_target and the API function (semantic_search's wrapper too)
+    level = 4 if own else 5
+    framed = ""
     if r90 is None:
-        name = "r90" if own else "like_r90"
-        fix = (f"Pass {name}= (the target's R90 as an angle, e.g. {name}=12 * u.arcsec; for a Tractor shape_r "
-               "use 2.5 x shape_r) to frame the cutout by the galaxy's size.")
+        name, flag = ("r90", "--r90") if own else ("like_r90", "--like-r90")
+        fix = (f"Pass {name}= (the target's R90 as an angle, e.g. {name}=12 * u.arcsec, or {flag} 12 on the "
+               "command line; for a Tractor shape_r use 2.5 x shape_r) to frame the cutout by the galaxy's size.")
         warnings.warn(unknown_framing_message(size, pixscale, where=where, fix=fix), AstropyUserWarning,
-                      stacklevel=4)
+                      stacklevel=level)
     else:
-        pixscale = float(frame_pixscale([r90.to_value(u.arcsec)], size=size, frame_r90=model_frame_r90(m),
-                                        fixed_pixscale=pixscale).pixscale[0])
+        arcsec = float(r90.to_value(u.arcsec))
+        framing = frame_pixscale([arcsec], size=size, frame_r90=model_frame_r90(m), fixed_pixscale=pixscale)
+        pixscale = float(framing.pixscale[0])
+        # say when the framing rule's limits, not the R90, set the scale: a small galaxy is cut at the native scale
+        limit = {"min": f", at the native {NATIVE_PIXSCALE}\"/px (too small to frame finer)",
+                 "max": f", cut to a {MAX_FIELD.to_value(u.arcmin):g}' field"}.get(str(framing.status[0]), "")
+        framed = f", framed by R90 {arcsec:g} arcsec{limit}"
     near = float(np.squeeze(sep.to_value(u.arcsec)))
     # within 30" the user probably meant the indexed galaxy: say why it was not taken, whether or not the fetch works
     nearest = str(index.object_ids([int(idx)])[0])
@@ -105,8 +113,7 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
         raise
     if near_miss:
         warnings.warn(f"{where} searched from a cutout fetched at {label}: {near_miss}", AstropyUserWarning,
-                      stacklevel=4)
-    framed = "" if r90 is None else f", framed by R90 {r90.to_value(u.arcsec):g} arcsec"
+                      stacklevel=level)
     return Target(vec, None, target, f"cutout at {label}{framed}")
 
 
@@ -171,13 +178,18 @@ def resolve_target(target: Any, index, model: Callable, max_distance: u.Quantity
     where : str
         The caller as the user wrote it, for messages: ``"similar_to"`` (whose
         hints name ``max_distance`` and ``r90``) or ``"semantic_search(like=)"``
-        (whose name ``like_r90``)."""
+        (whose hints name ``like_r90``).
+    """
     if isinstance(target, Row):
         target = _row(target)
         if isinstance(target, str):
             return _indexed(index, target)
     if isinstance(target, SkyCoord):
         return _position(target, index, model, max_distance, r90, where)
+    if r90 is not None:
+        name = "r90" if where == "similar_to" else "like_r90"
+        raise InvalidInputError(f"{name}= frames the cutout fetched for a position (a SkyCoord); this target is "
+                                f"a {type(target).__name__}, embedded as it is: leave {name} out")
     if isinstance(target, _HDUS):
         return _loaded(target, f"{type(target).__name__} image", index, model)
     if isinstance(target, os.PathLike) or (isinstance(target, str) and is_image_path(target)):
