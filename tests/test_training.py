@@ -150,6 +150,23 @@ def test_load_config(tmp_path):
         train_mod.load_config(path)
     with pytest.raises(FileNotFoundError):
         train_mod.load_config(tmp_path / "nope.toml")
+    # a misspelt setting or section would be silently ignored for a whole run: refused, with the near name
+    path.write_text("[align]\nepoch = 24\n")
+    with pytest.raises(ValueError, match=r"\[align\] has no setting 'epoch' \(did you mean 'epochs'\?\)"):
+        train_mod.load_config(path)
+    with pytest.raises(ValueError, match=r"unknown section \[aling\] \(did you mean 'align'\?\)"):
+        train_mod.load_config({"aling": {"epochs": 1}})
+    with pytest.raises(ValueError, match=r"\[align\] must be a table"):
+        train_mod.load_config({"align": 3})
+    assert train_mod.load_config({"align": {"aug_shift": 0.05}})["align"]["aug_shift"] == 0.05  # read from code
+
+
+def test_every_training_recipe_is_a_valid_config():
+    recipes = Path(__file__).resolve().parents[1] / "data" / "recipes"
+    configs = [p for p in sorted(recipes.glob("*.toml")) if "[model]" in p.read_text()]
+    assert len(configs) >= 4
+    names = {train_mod.load_config(p)["model"]["name"] for p in configs}
+    assert len(names) == len(configs) and "galclip-v2" not in names  # none overwrites the shipped model's name
 
 
 def test_end_to_end_train(gz2_dir, tmp_path):

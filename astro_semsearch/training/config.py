@@ -9,6 +9,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import math
 import os
@@ -29,6 +30,30 @@ def _default_config() -> dict:
     return tomllib.loads(text)
 
 
+#: Settings that are read when present but have no line in default_config.toml (their defaults live in code).
+_OPTIONAL = {"align": {"concepts", "rare_concepts", "aug_shift"}}
+
+
+def _check_keys(base: dict, over: dict, where: str) -> None:
+    """Refuse a section or setting the training does not read: a misspelt one would be silently ignored."""
+    for section, values in over.items():
+        if section not in base:
+            raise InvalidInputError(f"{where}: unknown section [{section}]{_close(section, base)}; "
+                                    f"the sections are {', '.join(f'[{k}]' for k in base)}")
+        if not isinstance(values, dict):
+            raise InvalidInputError(f"{where}: [{section}] must be a table of settings, got {values!r}")
+        known = set(base[section]) | _OPTIONAL.get(section, set())
+        for key in values:
+            if key not in known:
+                raise InvalidInputError(f"{where}: [{section}] has no setting {key!r}{_close(key, known)} "
+                                        f"(the settings and their defaults: {DEFAULT_CONFIG_PATH})")
+
+
+def _close(name: str, known) -> str:
+    near = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
@@ -45,7 +70,9 @@ def load_config(config: str | os.PathLike | dict | None = None) -> dict:
     Parameters
     ----------
     config : path-like, dict or None
-        A TOML file or a (possibly partial, nested) dict of overrides.
+        A TOML file or a (possibly partial, nested) dict of overrides. A
+        section or setting the training does not read (a misspelling such
+        as ``[align] epoch``) raises `InvalidInputError`, before any work.
 
     Examples
     --------
@@ -57,15 +84,18 @@ def load_config(config: str | os.PathLike | dict | None = None) -> dict:
     if config is None:
         return base
     if isinstance(config, dict):
+        _check_keys(base, config, "training config")
         return _merge(base, config)
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"training config not found: {path}")
     with open(path, "rb") as f:
         try:
-            return _merge(base, tomllib.load(f))
+            over = tomllib.load(f)
         except tomllib.TOMLDecodeError as err:
             raise InvalidInputError(f"{path} is not valid TOML: {err}") from err
+    _check_keys(base, over, str(path))
+    return _merge(base, over)
 
 
 def to_toml(cfg: dict) -> str:
