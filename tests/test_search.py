@@ -323,6 +323,23 @@ def test_semantic_search_like_r90_frames_the_fetched_cutout(setup, legacy_server
     assert "framed by R90 5 arcsec, at the native" in small.meta["astro_semsearch"]["like"]
 
 
+def test_r90_on_an_index_built_with_the_fixed_request_warns(setup, legacy_server, monkeypatch):
+    index, model, _ = setup
+    far = SkyCoord(10 * u.deg, -20 * u.deg)
+    monkeypatch.setitem(index.manifest, "build", {"request": {"size": 256, "pixscale": 0.262}})
+    with pytest.warns(AstropyUserWarning, match="built with the fixed request.*leave r90 out"):
+        similar_to(far, k=2, index=index, model=model, r90=20 * u.arcsec)
+    with warnings.catch_warnings():  # without r90 the cutout is framed as the index's galaxies: nothing to say
+        warnings.simplefilter("error", AstropyUserWarning)
+        similar_to(far, k=2, index=index, model=model)
+    # an index framed by size records its rule: no such warning
+    monkeypatch.setitem(index.manifest, "build", {"request": {"size": 256, "pixscale": 0.262,
+                                                              "framing": {"frame_r90": 6.4}}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)
+        similar_to(far, k=2, index=index, model=model, r90=20 * u.arcsec)
+
+
 def test_like_warnings_point_at_the_callers_line(setup, legacy_server):
     index, model, _ = setup
     with pytest.warns(AstropyUserWarning, match="framing unknown.*Pass like_r90=.*--like-r90 12") as seen:

@@ -82,13 +82,15 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
     # to the user's line: past this function, resolve_target and the API function (semantic_search's wrapper too)
     level = 4 if own else 5
     framed = ""
-    if r90 is None:
+    request = _build_request(index)
+    fixed_index = request is not None and "framing" not in request  # its galaxies were not framed by size either
+    if r90 is None and not fixed_index:
         name, flag = ("r90", "--r90") if own else ("like_r90", "--like-r90")
         fix = (f"Pass {name}= (the target's R90 as an angle, e.g. {name}=12 * u.arcsec, or {flag} 12 on the "
                "command line; for a Tractor shape_r use 2.5 x shape_r) to frame the cutout by the galaxy's size.")
         warnings.warn(unknown_framing_message(size, pixscale, where=where, fix=fix), AstropyUserWarning,
                       stacklevel=level)
-    else:
+    elif r90 is not None:
         arcsec = float(r90.to_value(u.arcsec))
         framing = frame_pixscale([arcsec], size=size, frame_r90=model_frame_r90(m), fixed_pixscale=pixscale)
         pixscale = float(framing.pixscale[0])
@@ -96,6 +98,12 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
         limit = {"min": f", at the native {NATIVE_PIXSCALE}\"/px (too small to frame finer)",
                  "max": f", cut to a {MAX_FIELD.to_value(u.arcmin):g}' field"}.get(str(framing.status[0]), "")
         framed = f", framed by R90 {arcsec:g} arcsec{limit}"
+        if fixed_index:
+            name = "r90" if own else "like_r90"
+            warnings.warn(f"index {index.name!r} was built with the fixed request ({request.get('size')} px at "
+                          f"{request.get('pixscale')}\"/px), not framed by size, so this cutout framed by R90 is "
+                          f"embedded unlike its galaxies; leave {name} out to fetch it as they were",
+                          AstropyUserWarning, stacklevel=level)
     near = float(np.squeeze(sep.to_value(u.arcsec)))
     # within 30" the user probably meant the indexed galaxy: say why it was not taken, whether or not the fetch works
     nearest = str(index.object_ids([int(idx)])[0])
@@ -115,6 +123,13 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
         warnings.warn(f"{where} searched from a cutout fetched at {label}: {near_miss}", AstropyUserWarning,
                       stacklevel=level)
     return Target(vec, None, target, f"cutout at {label}{framed}")
+
+
+def _build_request(index) -> dict | None:
+    """The cutout request an index was built with (``manifest["build"]["request"]``), if it records one."""
+    build = (getattr(index, "manifest", None) or {}).get("build") or {}
+    request = build.get("request")
+    return request if isinstance(request, dict) else None
 
 
 def _image(arr: np.ndarray, index, model: Callable, label: str | None = None) -> Target:
