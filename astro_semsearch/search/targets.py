@@ -81,11 +81,11 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
     own = where == "similar_to"  # its hints name max_distance= and r90=; semantic_search's hints name like_r90=
     # to the user's line: past this function, resolve_target and the API function (semantic_search's wrapper too)
     level = 4 if own else 5
+    name, flag = ("r90", "--r90") if own else ("like_r90", "--like-r90")
     framed = ""
     request = _build_request(index)
     fixed_index = request is not None and "framing" not in request  # its galaxies were not framed by size either
     if r90 is None and not fixed_index:
-        name, flag = ("r90", "--r90") if own else ("like_r90", "--like-r90")
         fix = (f"Pass {name}= (the target's R90 as an angle, e.g. {name}=12 * u.arcsec, or {flag} 12 on the "
                "command line; for a Tractor shape_r use 2.5 x shape_r) to frame the cutout by the galaxy's size.")
         warnings.warn(unknown_framing_message(size, pixscale, where=where, fix=fix), AstropyUserWarning,
@@ -99,7 +99,6 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
                  "max": f", cut to a {MAX_FIELD.to_value(u.arcmin):g}' field"}.get(str(framing.status[0]), "")
         framed = f", framed by R90 {arcsec:g} arcsec{limit}"
         if fixed_index:
-            name = "r90" if own else "like_r90"
             warnings.warn(f"index {index.name!r} was built with the fixed request ({request.get('size')} px at "
                           f"{request.get('pixscale')}\"/px), not framed by size, so this cutout framed by R90 is "
                           f"embedded unlike its galaxies; leave {name} out to fetch it as they were",

@@ -79,7 +79,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="directory written by evaluate_release.py")
-    p.add_argument("--compare", default=None, help="another model's directory, for the framing means")
+    p.add_argument("--compare", default=None, help="another model's directory: its framing means beside, and the paired lens-recall difference")
     args = p.parse_args(argv)
     run = Path(args.run)
     for d in filter(None, (run, args.compare and Path(args.compare))):
@@ -146,8 +146,19 @@ def main(argv=None) -> int:
                           ["seed", "recall@100 training sim", "recall@100 independent sim", "nDCG@10 training sim",
                            "nDCG@10 independent sim"], rows))
 
-    framing = Table.read(run / "framing.ecsv")
     other = json.loads((Path(args.compare) / "summary.json").read_text()) if args.compare else None
+    if other and other.get("lenses"):
+        # paired seed by seed (the same injection seeds): the difference's standard error, not each mean's
+        key = "injected lens (independent sim)"
+        mine = np.array([v[key]["recall100"] for v in lenses["per_seed"]])
+        theirs = np.array([v[key]["recall100"] for v in other["lenses"]["per_seed"]])
+        if len(mine) == len(theirs) and len(mine) > 1:
+            d = mine - theirs
+            out.append(f'"{lenses["query"]}" recall@100, independent sim: {name} minus {other["model"]}, '
+                       f"paired over {len(d)} seeds: {d.mean():+.3f} (standard error "
+                       f"{d.std(ddof=1) / np.sqrt(len(d)):.3f})\n")
+
+    framing = Table.read(run / "framing.ecsv")
     header = ["class", "text zoom 0.5", "text zoom 1", "text zoom 2", "probe zoom 0.5", "probe zoom 1", "probe zoom 2"]
     rows = []
     for cls in dict.fromkeys(framing["class"]):
