@@ -104,6 +104,14 @@ def test_r90_options_frame_a_fetched_cutout(index_dir, model_args, legacy_server
     assert asked == pytest.approx([0.5, 0.375], abs=1e-4)  # 6.4 x R90 over 256 px
     assert main(["search", "spiral", "--like-r90", "10", "--index", str(index_dir), *model_args]) == 2
     assert "give --like as well" in capsys.readouterr().err
+    # an object id is embedded as indexed: an R90 for it is refused in flag words, before any fetch
+    assert main(["search", "spiral", "--like", "G03", "--like-r90", "10", "--index", str(index_dir),
+                 *model_args]) == 2
+    assert "--like-r90 frames the cutout fetched for an 'RA DEC' position; --like 'G03' is an object id" in \
+        capsys.readouterr().err
+    assert main(["similar", "G03", "--r90", "10", "--index", str(index_dir), *model_args]) == 2
+    assert "leave --r90 out" in capsys.readouterr().err
+    assert len(asked) == len([q for q in legacy_server.queries if q["_path"] == "/fits-cutout"])
 
 
 def test_crossmatch_command(index_dir, tmp_path, capsys):

@@ -71,6 +71,7 @@ from .._validate import check_bool, check_int
 from ..catalog import DEC_NAMES, FILE_NAMES, RA_NAMES, column_degrees, content_sha256, find_column, read_catalog
 from ..config import conf
 from ..cutouts import Hips2FitsCutouts, LegacySurvey, resolve_source
+from ..cutouts.framing import FIXED_SIZE, NATIVE_PIXSCALE
 from ..exceptions import AstroSemsearchError, CutoutError, InvalidInputError, ServiceUnreachableError
 from ..index import GalaxyIndex
 from .images import local_images, remote_images, stack_images
@@ -96,8 +97,8 @@ def build_index(
     ra_column: str | None = None,
     dec_column: str | None = None,
     keep_columns: Sequence[str] | None = None,
-    size: int = 256,
-    pixscale: float = 0.262,
+    size: int = FIXED_SIZE,
+    pixscale: float = NATIVE_PIXSCALE,
     size_column: str | bool | None = None,
     layer: str | None = None,
     bands: str = "grz",

@@ -50,6 +50,16 @@ def parse_target(words: list[str]):
     return words[0]
 
 
+def _check_r90_target(target, r90, flag: str, what: str) -> None:
+    """Refuse an R90 for an object id or image file in flag words (the API's own refusal names keywords)."""
+    from astropy.coordinates import SkyCoord
+
+    if r90 is not None and target is not None and not isinstance(target, SkyCoord):
+        kind = "an image file" if Path(str(target)).is_file() else "an object id"
+        raise InvalidInputError(f"{flag} frames the cutout fetched for an 'RA DEC' position; {what} {target!r} is "
+                                f"{kind}, embedded as it is: leave {flag} out")
+
+
 def _check_outputs(args) -> None:
     """Every output checked before any work: existing files, the table format, the image directory."""
     refuse_existing(args.output, args.overwrite)
@@ -104,6 +114,7 @@ def _cli_search(args) -> int:
     if args.like_r90 is not None and not args.like:
         raise InvalidInputError("--like-r90 frames the cutout of a --like position; give --like as well")
     like = parse_target(args.like.split()) if args.like else None
+    _check_r90_target(like, args.like_r90, "--like-r90", "--like")
     like_r90 = None if args.like_r90 is None else args.like_r90 * u.arcsec
     hits = semantic_search(
         query, k=args.k, index=args.index, model=args.model,
@@ -122,6 +133,7 @@ def _cli_similar(args) -> int:
     from ..search import similar_to
 
     target = parse_target(args.target)
+    _check_r90_target(target, args.r90, "--r90", "the target")
     _check_outputs(args)
     hits = similar_to(target, k=args.k, index=args.index, model=args.model,
                       min_separation=args.min_separation * u.arcsec, max_distance=args.max_distance * u.arcsec,

@@ -65,6 +65,7 @@ import numpy as np
 
 from .._lazy import lazy_exports
 from ..exceptions import InvalidInputError, TargetNotFoundError
+from .framing import FIXED_SIZE, NATIVE_PIXSCALE
 from .viewer import viewer_urls
 
 if TYPE_CHECKING:  # annotations only
@@ -110,7 +111,7 @@ def resolve_source(source) -> CutoutService | LegacySurveyBricks:
                             f"LegacySurveyBricks, got {source!r}")
 
 
-def fetch_and_embed(coord, model, *, source=None, size: int = 256, pixscale=0.262, layer: str | None = None,
+def fetch_and_embed(coord, model, *, source=None, size: int = FIXED_SIZE, pixscale=NATIVE_PIXSCALE, layer: str | None = None,
                     bands: str = "grz", format: str = "fits", cache: bool = True) -> np.ndarray:
     """Fetch the cutout at one position and embed it with ``model``.
 

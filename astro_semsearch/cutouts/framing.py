@@ -37,13 +37,16 @@ from typing import Any, NamedTuple
 import numpy as np
 from astropy import units as u
 
-__all__ = ["DEFAULT_FRAME_R90", "NATIVE_PIXSCALE", "MAX_FIELD", "Framing", "frame_pixscale", "model_frame_r90",
+__all__ = ["DEFAULT_FRAME_R90", "NATIVE_PIXSCALE", "FIXED_SIZE", "MAX_FIELD", "Framing", "frame_pixscale", "model_frame_r90",
            "unknown_framing_message"]
 
 #: Cutout side in units of R90 when a model's config has no ``"frame_r90"`` (Galaxy Zoo 2 framing).
 DEFAULT_FRAME_R90 = 6.4
 #: The Legacy Surveys' native pixel scale (arcsec/pixel): no cutout is framed finer than this.
 NATIVE_PIXSCALE = 0.262
+#: Side (pixels) of the fixed request, ``FIXED_SIZE`` px at `NATIVE_PIXSCALE` (67"): what `fetch_and_embed`
+#: and `build_index` ask for when a galaxy's size is not known.
+FIXED_SIZE = 256
 #: The widest field a framed cutout may span; larger galaxies are cut to it (status ``"max"``).
 MAX_FIELD = 30 * u.arcmin
 

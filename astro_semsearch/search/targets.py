@@ -26,7 +26,7 @@ from astropy.table import Row
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ..cutouts import fetch_and_embed
-from ..cutouts.framing import MAX_FIELD, NATIVE_PIXSCALE, frame_pixscale, model_frame_r90, unknown_framing_message
+from ..cutouts.framing import FIXED_SIZE, MAX_FIELD, NATIVE_PIXSCALE, frame_pixscale, model_frame_r90, unknown_framing_message
 from ..exceptions import CutoutError, InvalidInputError, InvalidTypeError, TargetNotFoundError
 from ..images import image_problem, is_image_path, load_image
 
@@ -77,7 +77,7 @@ def _position(target: SkyCoord, index, model: Callable, max_distance: u.Quantity
     if sep <= max_distance:
         return _indexed(index, str(index.object_ids([int(idx)])[0]), label)
     m = model()
-    size, pixscale = 256, 0.262  # the fixed request of fetch_and_embed and build_index
+    size, pixscale = FIXED_SIZE, NATIVE_PIXSCALE  # the fixed request of fetch_and_embed and build_index
     own = where == "similar_to"  # its hints name max_distance= and r90=; semantic_search's hints name like_r90=
     # to the user's line: past this function, resolve_target and the API function (semantic_search's wrapper too)
     level = 4 if own else 5
