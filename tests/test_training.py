@@ -380,13 +380,13 @@ def test_init_model_starts_from_the_given_weights(gz2_dir, tmp_path, monkeypatch
 
 def test_concept_loss_sampler_and_zoom_train_end_to_end(gz2_dir, tmp_path):
     # The galclip-v2 recipe on a tiny set: concept loss (a few concepts), concept captions, weighted sampler,
-    # wide zoom with sky padding; resumable like the rest.
+    # wide zoom with sky padding, jittered text features; resumable like the rest.
     from astro_semsearch.training.concepts import held_out_texts
 
     cfg = _config(gz2_dir, align_epochs=2)
     cfg["align"].update({"concept_weight": 1.0, "concepts": ["smooth", "features", "round", "lens"],
                          "concept_captions_per_object": 1, "sampler": "weighted", "voted_weight": 3.0,
-                         "rare_boost": 10.0, "aug_scale": [0.5, 2.0], "aug_pad": "sky"})
+                         "rare_boost": 10.0, "aug_scale": [0.5, 2.0], "aug_pad": "sky", "text_noise": 0.3})
     out = train_mod.train(cfg, tmp_path / "run", device="cpu")
     log = json.loads((tmp_path / "run" / "training_log.json").read_text())
     align = [e for e in log["epochs"] if e["stage"] == "align"]
@@ -469,6 +469,19 @@ def test_extra_wordings_are_checked_at_the_door(tmp_path):
     # The shipped file names 23 concepts; a run on a subset takes what it can use.
     subset = [c for c in CONCEPTS if c.id in ("bar", "round")]
     assert [c.id for c in with_extra_wordings(subset, Path(__file__).parents[1] / "data/recipes/extra_wordings.toml")] == ["bar", "round"]
+
+
+def test_jitter_features_moves_unit_features_by_about_the_length():
+    from astro_semsearch.training.stages import jitter_features
+
+    f = torch.nn.functional.normalize(torch.randn(2000, 384, generator=torch.Generator().manual_seed(1)), dim=-1)
+    assert jitter_features(f, 0.0) is f
+    g = jitter_features(f, 0.3, torch.Generator().manual_seed(2))
+    assert torch.allclose(g.norm(dim=-1), torch.ones(len(f)), atol=1e-5)
+    # a random shift of length l is orthogonal to f in 384-d: |g - f|^2 = 2 - 2 / sqrt(1 + l^2)
+    assert float((g - f).norm(dim=-1).mean()) == pytest.approx((2 - 2 / np.sqrt(1.09)) ** 0.5, abs=0.01)
+    assert torch.equal(g, jitter_features(f, 0.3, torch.Generator().manual_seed(2)))  # seeded
+    assert not torch.equal(g, jitter_features(f, 0.3, torch.Generator().manual_seed(3)))
 
 
 def test_anchor_term_holds_old_strings_and_frees_new_ones():

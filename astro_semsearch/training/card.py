@@ -37,6 +37,9 @@ def model_card(cfg: dict, log: dict, model) -> str:
                   f"{a.get('rare_boost', 0.0)}).")
     if tuple(a.get("aug_scale", (0.9, 1.12))) != (0.9, 1.12):
         notes += f"\nAlignment zoom {a['aug_scale'][0]}-{a['aug_scale'][1]}x, padding: {a.get('aug_pad', 'reflection')}."
+    if float(a.get("text_noise", 0.0)) > 0:
+        notes += (f"\nText features jittered by random shifts of length {a['text_noise']} in training "
+                  "(`astro_semsearch.training.stages.jitter_features`).")
     if log.get("text_stage"):
         ts = log["text_stage"]
         n_text = sum(e["stage"] == "text" for e in log["epochs"])
@@ -87,8 +90,9 @@ An aligned image-text embedding model for galaxy images: `embed_images` and
   strings, none of them a query of the evaluation sets (`caption_strings.txt` in the run directory).
 
 ## Training
-Command: `astro-semsearch train --config astro_semsearch/training/default_config.toml --out DIR`
-({log.get('device')}, torch {torch.__version__}, total {log.get('total_seconds', 0) / 60:.1f} min).
+Command: `astro-semsearch train --config FILE --out DIR`, FILE holding the configuration below
+(settings it leaves out take their value from `astro_semsearch/training/default_config.toml`).
+Device {log.get('device')}, torch {torch.__version__}, {log.get('total_seconds', 0) / 60:.1f} min in all.
 Final alignment loss: {final_loss}.{notes}
 
 ```toml

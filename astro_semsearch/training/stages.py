@@ -14,7 +14,7 @@ from .data import seed_for
 from .losses import clip_loss, concept_loss, nt_xent
 
 __all__ = ["ssl_head", "ssl_optimizer", "align_optimizer", "text_optimizer", "run_ssl_epoch", "run_align_epoch",
-           "AlignData", "ConceptTerm", "anchor_term", "symbol_term", "schedule", "sampling_weights"]
+           "AlignData", "ConceptTerm", "anchor_term", "symbol_term", "schedule", "sampling_weights", "jitter_features"]
 
 
 def schedule(step: int, total: int, warmup: int) -> float:
@@ -156,6 +156,26 @@ class AlignData:
         self.anchor = None                    # stage 3: (old text embeddings (U, D), which strings to keep, weight)
 
 
+def jitter_features(feats: torch.Tensor, length: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Unit text features moved by a random vector of about ``length``, then put back on the sphere.
+
+    The text head is trained on a few thousand caption strings; a query a user
+    types sits about 0.4 (in MiniLM's unit feature space) from its nearest
+    training string, farther than training strings sit from each other (about
+    0.3). Training on a random point near each string teaches the head the
+    neighbourhood, not the string alone. ``length = 0`` returns ``feats``.
+
+    >>> f = torch.nn.functional.normalize(torch.randn(4, 384), dim=-1)
+    >>> g = jitter_features(f, 0.3, torch.Generator().manual_seed(0))
+    >>> bool(torch.allclose(g.norm(dim=-1), torch.ones(4))), bool((f - g).norm(dim=-1).mean() > 0.2)
+    (True, True)
+    """
+    if length <= 0:
+        return feats
+    noise = torch.randn(feats.shape, generator=generator).to(feats.device)
+    return F.normalize(feats + noise * (float(length) / math.sqrt(feats.shape[-1])), dim=-1)
+
+
 def anchor_term(z: torch.Tensor, ids: np.ndarray, anchor) -> torch.Tensor:
     """Stage 3's memory: ``1 - cos`` between the text head's embeddings and the ones it had before the
     stage, over the strings it was trained on before (new wordings are free to move)."""
@@ -184,6 +204,7 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
     nb = n // bs
     con = data.concepts
     w_con = float(a.get("concept_weight", 0.0)) if con is not None else 0.0
+    noise = float(a.get("text_noise", 0.0))
     gain_power = float(a.get("concept_gain_power", 1.0))
     con_losses = []
     model.train()
@@ -211,7 +232,7 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
                 imgs[swap] = L["injector"].inject(hosts, arcs, rng=rng)
                 cap[swap] = L["caption_ids"][rng.integers(len(L["caption_ids"]), size=len(swap))]
         x = aug(torch.from_numpy(imgs).to(device), generator=gen)
-        t = data.feats[cap].to(device)
+        t = jitter_features(data.feats[cap], noise, gen).to(device)
         cid = torch.from_numpy(cap).to(device) if a.get("mask_duplicate_captions", True) else None
         _set_lr(optim, schedule(step0 + b, total_steps, warm))
         scale = model.clamped_logit_scale().exp()
@@ -227,7 +248,7 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
                 if con.lens_concept >= 0:
                     tg[swap, con.lens_concept] = 1.0
             words = np.array([ids[rng.integers(len(ids))] for ids in con.concept_ids])
-            zc = model.encode_text_features(data.feats[words].to(device))
+            zc = model.encode_text_features(jitter_features(data.feats[words], noise, gen).to(device))
             c_loss = concept_loss(zi, zc, tg.to(device), con.scale(), gain_power)
             loss = loss + w_con * c_loss
             con_losses.append(c_loss.item())
