@@ -16,6 +16,7 @@ from PIL import Image
 
 import astro_semsearch.training.train as train_mod
 from astro_semsearch.datasets import GZ2_COLUMNS, load_gz2, load_images, split_of
+from astro_semsearch.exceptions import InvalidInputError
 from astro_semsearch.model import GalaxyModel
 from astro_semsearch.training import augment as aug_mod
 from astro_semsearch.training import stages
@@ -166,7 +167,8 @@ def test_every_training_recipe_is_a_valid_config():
     configs = [p for p in sorted(recipes.glob("*.toml")) if "[model]" in p.read_text()]
     assert len(configs) >= 4
     names = {train_mod.load_config(p)["model"]["name"] for p in configs}
-    assert len(names) == len(configs) and "galclip-v2" not in names  # none overwrites the shipped model's name
+    # none takes the name default_config.toml trains (galclip-v2); galclip-v3.toml is the default's own recipe
+    assert len(names) == len(configs) and "galclip-v2" not in names
 
 
 def test_end_to_end_train(gz2_dir, tmp_path):
@@ -469,6 +471,18 @@ def test_extra_wordings_are_checked_at_the_door(tmp_path):
     # The shipped file names 23 concepts; a run on a subset takes what it can use.
     subset = [c for c in CONCEPTS if c.id in ("bar", "round")]
     assert [c.id for c in with_extra_wordings(subset, Path(__file__).parents[1] / "data/recipes/extra_wordings.toml")] == ["bar", "round"]
+
+
+def test_text_noise_reaches_the_text_head_and_zero_changes_nothing(gz2_dir, tmp_path):
+    cfg = _config(gz2_dir)
+    plain = GalaxyModel.load(train_mod.train(cfg, tmp_path / "plain", device="cpu")).fingerprint
+    cfg["align"]["text_noise"] = 0.0
+    assert GalaxyModel.load(train_mod.train(cfg, tmp_path / "zero", device="cpu")).fingerprint == plain
+    cfg["align"]["text_noise"] = 0.3
+    assert GalaxyModel.load(train_mod.train(cfg, tmp_path / "jitter", device="cpu")).fingerprint != plain
+    cfg["align"]["text_noise"] = -0.1
+    with pytest.raises(InvalidInputError, match="text_noise must be a number >= 0"):
+        train_mod.train(cfg, tmp_path / "negative", device="cpu")
 
 
 def test_jitter_features_moves_unit_features_by_about_the_length():

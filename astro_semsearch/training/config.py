@@ -135,6 +135,9 @@ def concepts_of(a: dict) -> tuple:
 def check_text_stage(cfg: dict) -> tuple | None:
     """Check ``[text]`` before anything runs (stage 3 starts after stages 1-2, maybe an hour later); return
     the concepts stage 3 words (with the extra wordings), or None when there is no stage 3."""
+    noise = cfg.get("align", {}).get("text_noise", 0.0)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+        raise InvalidInputError(f"[align] text_noise must be a number >= 0 (0: no jitter), got {noise!r}")
     t = cfg.get("text", {})
     epochs = t.get("epochs", 0)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:

@@ -204,7 +204,8 @@ def run_align_epoch(model, optim, data: AlignData, cfg, epoch, device, aug, tota
     nb = n // bs
     con = data.concepts
     w_con = float(a.get("concept_weight", 0.0)) if con is not None else 0.0
-    noise = float(a.get("text_noise", 0.0))
+    # stage 3 trains on the clean features: its anchor compares them with stage 2's clean embeddings
+    noise = 0.0 if freeze_image else float(a.get("text_noise", 0.0))
     gain_power = float(a.get("concept_gain_power", 1.0))
     con_losses = []
     model.train()
