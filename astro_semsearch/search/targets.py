@@ -26,7 +26,8 @@ from astropy.table import Row
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ..cutouts import fetch_and_embed
-from ..cutouts.framing import FIXED_SIZE, MAX_FIELD, NATIVE_PIXSCALE, frame_pixscale, model_frame_r90, unknown_framing_message
+from ..cutouts.framing import (FIXED_SIZE, MAX_FIELD, NATIVE_PIXSCALE, frame_pixscale, model_frame_r90,
+                               unknown_framing_message)
 from ..exceptions import CutoutError, InvalidInputError, InvalidTypeError, TargetNotFoundError
 from ..images import image_problem, is_image_path, load_image
 

@@ -54,6 +54,14 @@ def _close(name: str, known) -> str:
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
+def _check_values(cfg: dict) -> dict:
+    """Refuse values the training would only trip over deep inside a run."""
+    noise = cfg["align"].get("text_noise", 0.0)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+        raise InvalidInputError(f"[align] text_noise must be a number >= 0 (0: no jitter), got {noise!r}")
+    return cfg
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
@@ -85,7 +93,7 @@ def load_config(config: str | os.PathLike | dict | None = None) -> dict:
         return base
     if isinstance(config, dict):
         _check_keys(base, config, "training config")
-        return _merge(base, config)
+        return _check_values(_merge(base, config))
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"training config not found: {path}")
@@ -95,7 +103,7 @@ def load_config(config: str | os.PathLike | dict | None = None) -> dict:
         except tomllib.TOMLDecodeError as err:
             raise InvalidInputError(f"{path} is not valid TOML: {err}") from err
     _check_keys(base, over, str(path))
-    return _merge(base, over)
+    return _check_values(_merge(base, over))
 
 
 def to_toml(cfg: dict) -> str:
@@ -135,9 +143,6 @@ def concepts_of(a: dict) -> tuple:
 def check_text_stage(cfg: dict) -> tuple | None:
     """Check ``[text]`` before anything runs (stage 3 starts after stages 1-2, maybe an hour later); return
     the concepts stage 3 words (with the extra wordings), or None when there is no stage 3."""
-    noise = cfg.get("align", {}).get("text_noise", 0.0)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
-        raise InvalidInputError(f"[align] text_noise must be a number >= 0 (0: no jitter), got {noise!r}")
     t = cfg.get("text", {})
     epochs = t.get("epochs", 0)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:

@@ -159,10 +159,10 @@ class AlignData:
 def jitter_features(feats: torch.Tensor, length: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Unit text features moved by a random vector of about ``length``, then put back on the sphere.
 
-    The text head is trained on a few thousand caption strings; a query a user
-    types sits about 0.4 (in MiniLM's unit feature space) from its nearest
-    training string, farther than training strings sit from each other (about
-    0.3). Training on a random point near each string teaches the head the
+    The text head is trained on some thirty thousand caption strings; a query
+    a user types sits about 0.4-0.5 (in MiniLM's unit feature space) from its
+    nearest training string, farther than training strings sit from each other
+    (about 0.3; ``data/recipes/text_neighbour_distances.py``). Training on a random point near each string teaches the head the
     neighbourhood, not the string alone. ``length = 0`` returns ``feats``.
 
     >>> f = torch.nn.functional.normalize(torch.randn(4, 384), dim=-1)

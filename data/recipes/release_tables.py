@@ -79,7 +79,8 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="directory written by evaluate_release.py")
-    p.add_argument("--compare", default=None, help="another model's directory: its framing means beside, and the paired lens-recall difference")
+    p.add_argument("--compare", default=None,
+                   help="another model's directory: its framing means beside, and the paired lens-recall difference")
     args = p.parse_args(argv)
     run = Path(args.run)
     for d in filter(None, (run, args.compare and Path(args.compare))):
