@@ -526,3 +526,100 @@ def test_text_stage_settings_are_checked_before_stage_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="extra wordings"):
         train_mod.train({"text": {"epochs": 1, "extra_wordings": str(tmp_path / "missing.toml")}}, tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing started
+
+
+def test_readout_directions_recover_a_linear_relevance_and_skip_unknown_ones():
+    from astro_semsearch.training.readout import readout_directions
+
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(400, 6))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    truth = np.array([0.0, 2.0, -1.0, 0.0, 0.0, 0.5])
+    targets = np.full((400, 3), np.nan)
+    targets[:, 0] = emb @ truth + rng.normal(0, 0.01, 400)
+    targets[:30, 1] = rng.random(30)  # too few known relevances
+    targets[:, 2] = 0.25  # constant: no direction
+    d = readout_directions(emb, targets)
+    assert float(d[0] @ (truth / np.linalg.norm(truth))) > 0.99
+    assert np.isnan(d[1]).all() and np.isnan(d[2]).all()
+    assert readout_directions(emb, targets, min_rows=20)[1].dtype == np.float32
+
+
+def test_run_readout_moves_wordings_to_their_direction_and_holds_the_rest():
+    from astro_semsearch.training.readout import run_readout
+
+    model = GalaxyModel.from_config({"name": "t", "dim": 8, "image_size": 16, "stem_channels": 4,
+                                     "channels": [4, 4, 4], "head_hidden": 16}, seed=0)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.nn.functional.normalize(torch.randn(40, 384, generator=g), dim=-1)
+    concept_of = np.full(40, -1)
+    concept_of[:10], concept_of[10:20] = 0, 1
+    directions = np.full((3, 8), np.nan, dtype=np.float32)
+    directions[0], directions[1] = np.eye(8)[0], np.eye(8)[1]  # concept 2 has no direction
+    concept_of[20:25] = 2
+    with torch.no_grad():
+        anchor = model.encode_text_features(feats)
+    r = {"steps": 300, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "anchor_weight": 1.0, "text_noise": 0.1}
+    out = run_readout(model, feats, concept_of, directions, anchor, r, torch.Generator().manual_seed(1))
+    assert out["cos_after"] > 0.8 > out["cos_before"]
+    with torch.no_grad():
+        z = model.encode_text_features(feats)
+    assert float((z[:10, 0]).mean()) > 0.8 and float((z[10:20, 1]).mean()) > 0.8
+    # strings of no concept (or of one without a direction) stay nearer their old embedding than the wordings
+    kept = (z[25:] * anchor[25:]).sum(-1).mean()
+    assert float(kept) > float((z[:20] * anchor[:20]).sum(-1).mean())
+    assert out["anchor_cos"] < 1.0
+
+
+def test_readout_stage_trains_end_to_end_resumes_and_is_checked_at_the_door(gz2_dir, tmp_path):
+    cfg = _config(gz2_dir)
+    cfg["align"].update({"concept_weight": 1.0, "concepts": ["smooth", "features", "round", "lens"]})
+    base = train_mod.train(cfg, tmp_path / "base", device="cpu")
+    first = GalaxyModel.load(base)
+    cfg["ssl"]["epochs"], cfg["align"]["epochs"] = 0, 0
+    cfg["train"]["init_model"] = str(base)
+    cfg["readout"] = {"steps": 40, "batch_size": 8, "lens_fraction": 0.5, "min_galaxies": 4}
+    out = train_mod.train(cfg, tmp_path / "readout", device="cpu")
+    second = GalaxyModel.load(out)
+    images = np.random.default_rng(0).integers(0, 255, size=(4, 40, 40, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(first.embed_images(images), second.embed_images(images))  # image tower kept
+    assert float(np.abs(first.embed_text(["smooth"]) - second.embed_text(["smooth"])).max()) > 1e-4
+    log = json.loads((tmp_path / "readout" / "training_log.json").read_text())
+    (entry,) = [e for e in log["epochs"] if e["stage"] == "readout"]
+    assert entry["n_directions"] >= 1 and entry["n_lensed"] >= 1 and entry["cos_after"] > entry["cos_before"]
+    assert "Stage 4 (read-out): 40 steps" in (out / "MODEL_CARD.md").read_text()
+    again = train_mod.train(cfg, tmp_path / "readout", device="cpu")  # finished: resumed, not trained again
+    assert GalaxyModel.load(again).fingerprint == second.fingerprint
+    cfg["readout"]["min_galaxies"] = 10_000  # no concept qualifies: said, and the text head is left alone
+    with pytest.warns(UserWarning, match="no concept has 10000 training galaxies"):
+        none = GalaxyModel.load(train_mod.train(cfg, tmp_path / "none", device="cpu"))
+    np.testing.assert_allclose(none.embed_text(["smooth"]), first.embed_text(["smooth"]), atol=1e-6)
+    for bad, match in (({"steps": -1}, r"\[readout\] steps must be a number >= 0"),
+                       ({"steps": 2.5}, "whole number of steps"), ({"steps": 5, "lens_fraction": 2.0}, "lens_fraction"),
+                       ({"steps": 5, "text_noise": float("nan")}, "text_noise"),
+                       ({"steps": 5, "min_galaxies": 1}, "min_galaxies >= 2")):
+        with pytest.raises(InvalidInputError, match=match):
+            train_mod.train({**cfg, "readout": bad}, tmp_path / "bad")
+    with pytest.raises(InvalidInputError, match="concept_weight > 0"):
+        train_mod.train({**cfg, "align": {**cfg["align"], "concept_weight": 0.0}}, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_readout_pull_stops_part_of_the_way():
+    from astro_semsearch.training.readout import run_readout
+
+    def trained(pull):
+        model = GalaxyModel.from_config({"name": "t", "dim": 8, "image_size": 16, "stem_channels": 4,
+                                         "channels": [4, 4, 4], "head_hidden": 16}, seed=0)
+        feats = torch.nn.functional.normalize(torch.randn(20, 384, generator=torch.Generator().manual_seed(0)), dim=-1)
+        with torch.no_grad():
+            anchor = model.encode_text_features(feats)
+        r = {"steps": 300, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "anchor_weight": 0.0,
+             "text_noise": 0.0, "pull": pull}
+        directions = np.eye(8, dtype=np.float32)[:1]
+        return run_readout(model, feats, np.zeros(20, dtype=np.int64), directions, anchor, r,
+                           torch.Generator().manual_seed(1))
+
+    full, half = trained(1.0), trained(0.5)
+    assert full["cos_after"] > 0.95
+    assert half["cos_before"] < half["cos_after"] < full["cos_after"] - 0.05

@@ -14,6 +14,8 @@ augment
     Galaxy-safe batched augmentations (rotation, flips, shifts, scale, PSF, noise).
 stages, losses
     One epoch of each stage; the contrastive losses.
+readout
+    Stage 4: each concept's wordings to the image embeddings' linear read-out of that concept.
 symbols
     Galaxy Zoo records as coarse labels and schematic symbols.
 monitor, checkpoints, card

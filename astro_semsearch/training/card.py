@@ -46,6 +46,14 @@ def model_card(cfg: dict, log: dict, model) -> str:
         notes += (f"\nStage 3 (vocabulary): {n_text} epochs of the text head alone (image tower and temperature "
                   f"frozen) on {ts['n_concept_strings']} concept strings"
                   + (f", extra wordings from `{ts['extra_wordings']}`" if ts["extra_wordings"] else "") + ".")
+    ro = [e for e in log["epochs"] if e["stage"] == "readout"]
+    if ro:
+        e = ro[-1]
+        notes += (f"\nStage 4 (read-out): {cfg['readout']['steps']} steps of the text head alone towards "
+                  f"{e['n_directions']} concepts' ridge read-outs of the image embeddings ({e['n_galaxies']} "
+                  f"training galaxies, {e['n_lensed']} with a simulated arc); the wordings' cosine to their "
+                  f"read-out {e['cos_before']:.3f} -> {e['cos_after']:.3f}, every other string kept at "
+                  f"{e['anchor_cos']:.3f} (`astro_semsearch.training.readout`).")
     mon = [e for e in log["epochs"] if "loose_acc" in e]
     if mon:
         notes += (f"\nTraining monitor after the last epoch: {log['monitor']['metric']} on "

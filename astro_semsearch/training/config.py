@@ -59,6 +59,22 @@ def _check_values(cfg: dict) -> dict:
     noise = cfg["align"].get("text_noise", 0.0)
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
         raise InvalidInputError(f"[align] text_noise must be a number >= 0 (0: no jitter), got {noise!r}")
+    r = cfg["readout"]
+    for key in ("steps", "batch_size", "lr", "weight_decay", "anchor_weight", "text_noise", "lens_fraction",
+                "min_galaxies", "pull"):
+        v = r[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise InvalidInputError(f"[readout] {key} must be a number >= 0, got {v!r}")
+    if r["steps"] > 0:
+        if int(r["steps"]) != r["steps"] or int(r["batch_size"]) < 1 or r["lens_fraction"] > 1 \
+                or r["min_galaxies"] < 2 or not 0 < r["pull"] <= 1:
+            raise InvalidInputError(f"[readout] needs a whole number of steps, batch_size >= 1, lens_fraction <= 1, "
+                                    f"min_galaxies >= 2 and 0 < pull <= 1, got steps={r['steps']!r}, batch_size="
+                                    f"{r['batch_size']!r}, lens_fraction={r['lens_fraction']!r}, min_galaxies="
+                                    f"{r['min_galaxies']!r}, pull={r['pull']!r}")
+        if not float(cfg["align"].get("concept_weight", 0)) > 0:
+            raise InvalidInputError("[readout] steps > 0 trains the concepts' wordings, which exist only with "
+                                    "[align] concept_weight > 0")
     return cfg
 
 

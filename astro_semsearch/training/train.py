@@ -1,6 +1,6 @@
 """Train the aligned image-text model: ``astro-semsearch train --config CFG --out DIR``.
 
-Two stages, both contrastive, and an optional third for the text side:
+Two stages, both contrastive, and two optional ones for the text side:
 
 1. **Self-supervised pretraining** (SimCLR, NT-Xent loss) of the image
    encoder on every training-split image, labelled or not: two random
@@ -36,6 +36,9 @@ Two stages, both contrastive, and an optional third for the text side:
    encoder, its head and the temperature stay as stage 2 left them, so the
    new words cost no image-side drift, and every image embedding (of an
    index too) is the same as before the stage.
+4. **Read-out** (``[readout] steps`` > 0; `astro_semsearch.training.readout`):
+   the text head alone learns to point each concept's wordings where a ridge
+   read-out of the (unchanged) image embeddings points for that concept.
 
 After every epoch a training monitor, GalaxIDNet's *mini-search loose
 accuracy* (`~astro_semsearch.training.monitor.mini_search_loose_accuracy`), searches a small fixed gallery of
@@ -141,6 +144,7 @@ def train(config: str | os.PathLike | dict | None, out: str | os.PathLike, *, re
         run.stage_ssl()
         run.stage_align()
         run.stage_text()
+        run.stage_readout()
         return run.finish()
     finally:
         torch.set_num_threads(threads)
@@ -161,6 +165,7 @@ class _Run:
         self.ssl_epochs, self.align_epochs = int(cfg["ssl"]["epochs"]), int(cfg["align"]["epochs"])
         self.text_epochs = int(cfg.get("text", {}).get("epochs", 0))
         self.text_concepts: tuple | None = None
+        self.text_captioned = False  # stage 3's strings replaced stage 2's
         self.done = 0  # epochs completed (ssl then align)
         self.latest: Path | None = None
         self.ckpts = Checkpoints(out)
@@ -426,6 +431,7 @@ class _Run:
         concept_state = self.concepts.state_dict() if self.concepts is not None else None
         before = set(self.strings)  # what stages 1-2 trained on
         self._captions(concepts, strings_file="caption_strings_text_stage.txt")
+        self.text_captioned = True
         if self.concepts is not None and concept_state is not None:  # the trained temperature carries on
             self.concepts.load_state_dict(concept_state)
         self.log["text_stage"] = {"n_unique_captions": len(self.strings),
@@ -454,6 +460,28 @@ class _Run:
             self._end_epoch({"stage": "text", "epoch": epoch + 1, "loss": loss, "seconds": dt,
                              "concept_loss": data.last_concept_loss, "images_per_s": n_img / max(dt, 1e-9)},
                             first + epoch + 1, optim)
+
+    def stage_readout(self) -> None:
+        """Stage 4 (``[readout] steps`` > 0): each concept's wordings to its read-out direction (training/readout.py)."""
+        first = self.ssl_epochs + self.align_epochs + self.text_epochs
+        r = self.cfg["readout"]
+        if int(r["steps"]) <= 0 or self.done > first:
+            return
+        from .readout import readout_stage
+
+        t0 = time.time()
+        a = self.cfg["align"]
+        lens = (lens_bank(self.table, self.images, self.cfg, self.sid, self.lens_caps)
+                if float(a.get("lens_probability", 0)) > 0 else None)
+        if self.text_epochs > 0 and not self.text_captioned:  # resumed after stage 3: its strings, as uninterrupted
+            self._captions(self.text_concepts, strings_file="caption_strings_text_stage.txt")
+        feats = torch.from_numpy(embed_captions(self.strings, self.out, self.dev)).to(self.dev)
+        entry = readout_stage(self.model, self.images[self.keep], self.concepts.targets.cpu().numpy(),
+                              self.concept_ids, feats, r,
+                              seed_for(self.seed, "readout"), lens, self.concepts.lens_concept)
+        print(f"read-out: {r['steps']} steps, wordings' cosine to their directions {entry['cos_before']:.3f} -> "
+              f"{entry['cos_after']:.3f}, other strings kept at {entry['anchor_cos']:.3f}, {time.time() - t0:.0f} s")
+        self._end_epoch({"stage": "readout", "epoch": 1, "seconds": time.time() - t0, **entry}, first + 1, None)
 
     def finish(self) -> Path:
         """Save the final model with its card; return its directory."""

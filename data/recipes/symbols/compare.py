@@ -33,7 +33,8 @@ from astro_semsearch.evaluation import (  # noqa: E402
 )
 from astro_semsearch.model import GalaxyModel  # noqa: E402
 from astro_semsearch.datasets import load_decals, load_gz2, load_images, split_of  # noqa: E402
-from astro_semsearch.training.symbols import embed_symbol, gz2_label  # noqa: E402
+from astro_semsearch.sketch import embed_symbol  # noqa: E402
+from astro_semsearch.training.symbols import gz2_label  # noqa: E402
 
 # Evaluation class -> (symbol kind, parameters) used as the sketch query.
 SKETCH = {

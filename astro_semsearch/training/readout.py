@@ -1,0 +1,209 @@
+"""Stage 4, the read-out: each concept's wordings pulled to where a linear read-out of the image tower points.
+
+After stage 2 the image embeddings know more than text queries reach: a
+ridge regression from the image embedding to a concept's vote fraction
+(the evaluation's *probe*, `astro_semsearch.evaluation.probe`) ranks
+held-out galaxies better than the concept's own words do. Measured on
+galclip-v3, the text embedding of a concept wording and that concept's
+ridge direction have a mean cosine of only 0.20: the contrastive and
+listwise losses of stage 2 teach the text head a direction that ranks the
+top of a batch, not the direction in which the concept grows.
+
+This stage fits those directions on the training split, with the image
+tower as stage 2 left it (it does not change here), and trains the text
+head alone so that every wording of a concept, jittered as in stage 2
+(`~astro_semsearch.training.stages.jitter_features`), embeds along its
+concept's direction. An anchor keeps every other training string (the
+sentence captions, the lens captions) where stage 2 put it. A query a user
+types is none of these strings; it inherits the direction of the wordings
+near it in the sentence encoder's space.
+
+The "lens" concept's read-out is fitted with arcs: a share of the lens
+hosts gets an arc of the training simulator (relevance 1), so its
+direction is that of a visible arc, not of the rare Galaxy Zoo "lens or
+arc" votes alone.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> emb = rng.normal(size=(300, 4))
+>>> emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+>>> targets = np.stack([emb[:, 0], np.full(300, np.nan)], 1)
+>>> d = readout_directions(emb, targets)
+>>> round(float(d[0, 0]), 3), bool(np.abs(d[0, 1:]).max() < 1e-3), bool(np.isnan(d[1]).all())
+(1.0, True, True)
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._io import progress
+from ..evaluation.probe import ridge_fit
+from .stages import jitter_features
+
+__all__ = ["readout_directions", "lensed_rows", "run_readout", "readout_stage"]
+
+
+def readout_directions(emb: np.ndarray, targets: np.ndarray, *, min_rows: int = 50, seed: int = 0) -> np.ndarray:
+    """Per concept, the unit direction of a ridge regression from the embeddings to its relevance.
+
+    Parameters
+    ----------
+    emb : numpy.ndarray
+        ``(N, D)`` image embeddings.
+    targets : numpy.ndarray
+        ``(N, K)`` relevance of every galaxy for every concept, NaN unknown
+        (`~astro_semsearch.training.concepts.concept_targets`).
+    min_rows : int
+        A concept with fewer known relevances, or a constant one, gets no direction.
+    seed : int
+        Seed of the ridge penalty's cross-validation folds.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(K, D)`` float32 unit vectors; a row of NaN where a concept has no direction.
+    """
+    emb = np.asarray(emb, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    out = np.full((targets.shape[1], emb.shape[1]), np.nan, dtype=np.float32)
+    for k in range(targets.shape[1]):
+        known = np.isfinite(targets[:, k])
+        if known.sum() < min_rows or np.ptp(targets[known, k]) <= 0:
+            continue
+        w, _, _ = ridge_fit(emb[known], targets[known, k], seed=seed)
+        norm = np.linalg.norm(w)
+        if norm > 0:
+            out[k] = w / norm
+    return out
+
+
+def lensed_rows(lens: dict, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``fraction`` of the lens bank's hosts, each with a random arc of the bank injected, and the same hosts
+    without (uint8 images): the pair the "lens" read-out contrasts."""
+    hosts = lens["hosts"]
+    n = round(float(fraction) * len(hosts))
+    if n < 1:
+        return hosts[:0], hosts[:0]
+    pick = rng.choice(len(hosts), n, replace=False)
+    arcs = lens["arcs"][rng.integers(len(lens["arcs"]), size=n)]
+    return lens["injector"].inject(hosts[pick], arcs, rng=rng), hosts[pick]
+
+
+def run_readout(model, feats: torch.Tensor, concept_of: np.ndarray, directions: np.ndarray, anchor: torch.Tensor,
+                r: dict, generator: torch.Generator) -> dict:
+    """Train the text head: wordings -> their concept's direction, every string -> its old embedding.
+
+    Parameters
+    ----------
+    model : GalaxyModel
+        Only ``model.text_head`` is trained.
+    feats : torch.Tensor
+        ``(U, 384)`` unit MiniLM features of every training string.
+    concept_of : numpy.ndarray
+        ``(U,)`` the concept row of ``directions`` each string words, -1 for the others.
+    directions : numpy.ndarray
+        ``(K, D)`` `readout_directions` (NaN rows are not trained towards).
+    anchor : torch.Tensor
+        ``(U, D)`` the text head's embeddings of the strings before the stage.
+    r : dict
+        The ``[readout]`` settings: ``steps``, ``batch_size``, ``lr``,
+        ``weight_decay``, ``anchor_weight``, ``text_noise`` and ``pull``
+        (optional, default 1: the fraction of the way from each wording's
+        embedding to its direction that its target lies).
+    generator : torch.Generator
+        Draws the batches and the jitter.
+
+    Returns
+    -------
+    dict
+        ``loss`` (mean of the last 100 steps), ``cos_before`` / ``cos_after``
+        (mean cosine of the wordings to their directions) and
+        ``anchor_cos`` (of every string to its old embedding, after).
+    """
+    dev = feats.device
+    dirs = torch.from_numpy(np.nan_to_num(directions)).float().to(dev)
+    ok = np.flatnonzero((concept_of >= 0) & np.isfinite(directions[np.maximum(concept_of, 0), 0]))
+    if len(ok) == 0:
+        return {"loss": float("nan"), "cos_before": float("nan"), "cos_after": float("nan"), "anchor_cos": 1.0}
+    words = torch.from_numpy(ok).to(dev)
+    direction = dirs[torch.from_numpy(concept_of[ok]).to(dev)]
+    target, pull = direction, float(r.get("pull", 1.0))
+    if pull < 1:  # part of the way: between each wording's own embedding and its concept's direction
+        target = F.normalize(pull * direction + (1 - pull) * anchor[words], dim=-1)
+    head = model.text_head
+    optim = torch.optim.AdamW(head.parameters(), lr=float(r["lr"]), weight_decay=float(r["weight_decay"]))
+
+    def cos_to_direction() -> float:
+        with torch.no_grad():
+            return float((model.encode_text_features(feats[words]) * direction).sum(-1).mean())
+
+    head.eval()
+    before = cos_to_direction()
+    head.train()
+    bs, noise, w_anchor = int(r["batch_size"]), float(r["text_noise"]), float(r["anchor_weight"])
+    losses = []
+    bar = progress(range(int(r["steps"])), desc="read-out", leave=False)
+    for _ in bar:
+        i = torch.randint(len(words), (bs,), generator=generator).to(dev)
+        j = torch.randint(len(feats), (bs,), generator=generator).to(dev)
+        z = model.encode_text_features(jitter_features(feats[words[i]], noise, generator))
+        loss = (1 - (z * target[i]).sum(-1)).mean()
+        if w_anchor > 0:
+            za = model.encode_text_features(feats[j])
+            loss = loss + w_anchor * (1 - (za * anchor[j]).sum(-1)).mean()
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    head.eval()
+    with torch.no_grad():
+        kept = torch.cat([(model.encode_text_features(f) * a).sum(-1) for f, a in zip(feats.split(4096),
+                                                                                   anchor.split(4096))])
+    return {"loss": float(np.mean(losses[-100:])) if losses else float("nan"), "cos_before": before,
+            "cos_after": cos_to_direction(), "anchor_cos": float(kept.mean())}
+
+
+def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: list, feats: torch.Tensor, r: dict,
+                  seed: int, lens: dict | None = None, lens_concept: int = -1) -> dict:
+    """The whole of stage 4: fit the directions, then `run_readout`; returns its log entry.
+
+    ``images`` are the decoded training galaxies with ``targets`` (``(N, K)``, NaN
+    unknown) their concepts' relevance; ``concept_ids`` lists, per concept, the
+    rows of ``feats`` that word it; ``lens`` is stage 2's lens bank
+    (`~astro_semsearch.training.data.lens_bank`), whose arcs make
+    ``[readout] lens_fraction`` of its hosts relevant (1) for ``lens_concept``.
+    """
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    voted = np.flatnonzero(np.isfinite(targets).any(1))
+    emb = model.embed_images(images[voted])
+    targets = np.asarray(targets[voted], dtype=np.float64)
+    n_lensed = 0
+    if lens is not None and lens_concept >= 0 and float(r["lens_fraction"]) > 0:
+        arcs, plain = lensed_rows(lens, float(r["lens_fraction"]), rng)
+        n_lensed = len(arcs)
+        if n_lensed:  # the same hosts with (1) and without (0) an arc; unknown for every other concept
+            extra = np.full((2 * n_lensed, targets.shape[1]), np.nan)
+            extra[:n_lensed, lens_concept], extra[n_lensed:, lens_concept] = 1.0, 0.0
+            emb = np.concatenate([emb, model.embed_images(np.concatenate([arcs, plain]))])
+            targets = np.concatenate([targets, extra])
+    directions = readout_directions(emb, targets, min_rows=int(r["min_galaxies"]), seed=seed)
+    if not np.isfinite(directions[:, 0]).any():
+        warnings.warn(f"[readout]: no concept has {int(r['min_galaxies'])} training galaxies with known, varied "
+                      "relevances (min_galaxies); stage 4 leaves the text head as it was", stacklevel=2)
+    concept_of = np.full(len(feats), -1, dtype=np.int64)
+    for k, ids in enumerate(concept_ids):
+        concept_of[np.asarray(ids, dtype=np.int64)] = k
+    with torch.no_grad():
+        model.text_head.eval()
+        anchor = torch.cat([model.encode_text_features(f) for f in feats.split(4096)])
+    out = run_readout(model, feats, concept_of, directions, anchor, r, gen)
+    return {**out, "n_galaxies": len(voted), "n_lensed": n_lensed,
+            "n_directions": int(np.isfinite(directions[:, 0]).sum())}
