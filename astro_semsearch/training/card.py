@@ -47,13 +47,15 @@ def model_card(cfg: dict, log: dict, model) -> str:
                   f"frozen) on {ts['n_concept_strings']} concept strings"
                   + (f", extra wordings from `{ts['extra_wordings']}`" if ts["extra_wordings"] else "") + ".")
     ro = [e for e in log["epochs"] if e["stage"] == "readout"]
-    if ro:
+    if ro and ro[-1]["n_directions"] == 0:
+        notes += "\nStage 4 (read-out): no concept qualified (`[readout] min_galaxies`); the text head is unchanged."
+    elif ro:
         e = ro[-1]
         notes += (f"\nStage 4 (read-out): {cfg['readout']['steps']} steps of the text head alone towards "
                   f"{e['n_directions']} concepts' ridge read-outs of the image embeddings ({e['n_galaxies']} "
-                  f"training galaxies, {e['n_lensed']} with a simulated arc); the wordings' cosine to their "
-                  f"read-out {e['cos_before']:.3f} -> {e['cos_after']:.3f}, every other string kept at "
-                  f"{e['anchor_cos']:.3f} (`astro_semsearch.training.readout`).")
+                  f"voted training galaxies, and {e['n_lensed']} lens hosts each with and without a simulated "
+                  f"arc); the wordings' cosine to their read-out {e['cos_before']:.3f} -> {e['cos_after']:.3f}, "
+                  f"the other strings kept at {e['anchor_cos']:.3f} (`astro_semsearch.training.readout`).")
     mon = [e for e in log["epochs"] if "loose_acc" in e]
     if mon:
         notes += (f"\nTraining monitor after the last epoch: {log['monitor']['metric']} on "

@@ -66,10 +66,11 @@ def _check_values(cfg: dict) -> dict:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise InvalidInputError(f"[readout] {key} must be a number >= 0, got {v!r}")
     if r["steps"] > 0:
-        if int(r["steps"]) != r["steps"] or int(r["batch_size"]) < 1 or r["lens_fraction"] > 1 \
-                or r["min_galaxies"] < 2 or not 0 < r["pull"] <= 1:
-            raise InvalidInputError(f"[readout] needs a whole number of steps, batch_size >= 1, lens_fraction <= 1, "
-                                    f"min_galaxies >= 2 and 0 < pull <= 1, got steps={r['steps']!r}, batch_size="
+        whole = all(int(r[k]) == r[k] for k in ("steps", "batch_size", "min_galaxies"))
+        if not whole or r["batch_size"] < 1 or r["lens_fraction"] > 1 or r["min_galaxies"] < 2 \
+                or not 0 < r["pull"] <= 1:
+            raise InvalidInputError(f"[readout] needs whole numbers of steps, batch_size >= 1 and min_galaxies >= 2, "
+                                    f"lens_fraction <= 1 and 0 < pull <= 1, got steps={r['steps']!r}, batch_size="
                                     f"{r['batch_size']!r}, lens_fraction={r['lens_fraction']!r}, min_galaxies="
                                     f"{r['min_galaxies']!r}, pull={r['pull']!r}")
         if not float(cfg["align"].get("concept_weight", 0)) > 0:

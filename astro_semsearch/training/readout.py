@@ -5,7 +5,7 @@ ridge regression from the image embedding to a concept's vote fraction
 (the evaluation's *probe*, `astro_semsearch.evaluation.probe`) ranks
 held-out galaxies better than the concept's own words do. Measured on
 galclip-v3, the text embedding of a concept wording and that concept's
-ridge direction have a mean cosine of only 0.20: the contrastive and
+ridge direction have a mean cosine of only 0.20 (0.205): the contrastive and
 listwise losses of stage 2 teach the text head a direction that ranks the
 top of a batch, not the direction in which the concept grows.
 
@@ -13,15 +13,16 @@ This stage fits those directions on the training split, with the image
 tower as stage 2 left it (it does not change here), and trains the text
 head alone so that every wording of a concept, jittered as in stage 2
 (`~astro_semsearch.training.stages.jitter_features`), embeds along its
-concept's direction. An anchor keeps every other training string (the
-sentence captions, the lens captions) where stage 2 put it. A query a user
-types is none of these strings; it inherits the direction of the wordings
-near it in the sentence encoder's space.
+concept's direction. An anchor pulls every training string (the sentence
+captions and lens captions, and the wordings too, which the first term
+outweighs) towards where the text head had it before the stage. A query a
+user types is none of these strings; it inherits the direction of the
+wordings near it in the sentence encoder's space.
 
 The "lens" concept's read-out is fitted with arcs: a share of the lens
-hosts gets an arc of the training simulator (relevance 1), so its
-direction is that of a visible arc, not of the rare Galaxy Zoo "lens or
-arc" votes alone.
+hosts is added twice, once with an arc of the training simulator
+(relevance 1) and once without (0), beside the rare Galaxy Zoo "lens or
+arc" votes, so its direction is that of a visible arc.
 
 Examples
 --------
@@ -44,6 +45,7 @@ import torch.nn.functional as F
 
 from .._io import progress
 from ..evaluation.probe import ridge_fit
+from ..exceptions import InvalidInputError
 from .stages import jitter_features
 
 __all__ = ["readout_directions", "lensed_rows", "run_readout", "readout_stage"]
@@ -69,6 +71,9 @@ def readout_directions(emb: np.ndarray, targets: np.ndarray, *, min_rows: int = 
     numpy.ndarray
         ``(K, D)`` float32 unit vectors; a row of NaN where a concept has no direction.
     """
+    if int(min_rows) < 2:
+        raise InvalidInputError(f"readout_directions needs min_rows >= 2 (a regression needs two galaxies), "
+                                f"got {min_rows}")
     emb = np.asarray(emb, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.float64)
     out = np.full((targets.shape[1], emb.shape[1]), np.nan, dtype=np.float32)
@@ -114,8 +119,9 @@ def run_readout(model, feats: torch.Tensor, concept_of: np.ndarray, directions: 
     r : dict
         The ``[readout]`` settings: ``steps``, ``batch_size``, ``lr``,
         ``weight_decay``, ``anchor_weight``, ``text_noise`` and ``pull``
-        (optional, default 1: the fraction of the way from each wording's
-        embedding to its direction that its target lies).
+        (optional, default 1: each wording's target is its direction; below
+        1, the unit vector of ``pull x direction + (1 - pull) x`` its
+        embedding before the stage).
     generator : torch.Generator
         Draws the batches and the jitter.
 
@@ -124,13 +130,15 @@ def run_readout(model, feats: torch.Tensor, concept_of: np.ndarray, directions: 
     dict
         ``loss`` (mean of the last 100 steps), ``cos_before`` / ``cos_after``
         (mean cosine of the wordings to their directions) and
-        ``anchor_cos`` (of every string to its old embedding, after).
+        ``anchor_cos`` (mean cosine of every string that is not one of those
+        wordings to its embedding before the stage, after it).
     """
     dev = feats.device
     dirs = torch.from_numpy(np.nan_to_num(directions)).float().to(dev)
     ok = np.flatnonzero((concept_of >= 0) & np.isfinite(directions[np.maximum(concept_of, 0), 0]))
     if len(ok) == 0:
         return {"loss": float("nan"), "cos_before": float("nan"), "cos_after": float("nan"), "anchor_cos": 1.0}
+    others = torch.from_numpy(np.setdiff1d(np.arange(len(feats)), ok)).to(dev)
     words = torch.from_numpy(ok).to(dev)
     direction = dirs[torch.from_numpy(concept_of[ok]).to(dev)]
     target, pull = direction, float(r.get("pull", 1.0))
@@ -164,10 +172,9 @@ def run_readout(model, feats: torch.Tensor, concept_of: np.ndarray, directions: 
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
     head.eval()
     with torch.no_grad():
-        kept = torch.cat([(model.encode_text_features(f) * a).sum(-1) for f, a in zip(feats.split(4096),
-                                                                                   anchor.split(4096))])
+        kept = torch.cat([(model.encode_text_features(feats[i]) * anchor[i]).sum(-1) for i in others.split(4096)])
     return {"loss": float(np.mean(losses[-100:])) if losses else float("nan"), "cos_before": before,
-            "cos_after": cos_to_direction(), "anchor_cos": float(kept.mean())}
+            "cos_after": cos_to_direction(), "anchor_cos": float(kept.mean()) if len(kept) else 1.0}
 
 
 def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: list, feats: torch.Tensor, r: dict,
@@ -176,9 +183,11 @@ def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: l
 
     ``images`` are the decoded training galaxies with ``targets`` (``(N, K)``, NaN
     unknown) their concepts' relevance; ``concept_ids`` lists, per concept, the
-    rows of ``feats`` that word it; ``lens`` is stage 2's lens bank
-    (`~astro_semsearch.training.data.lens_bank`), whose arcs make
-    ``[readout] lens_fraction`` of its hosts relevant (1) for ``lens_concept``.
+    rows of ``feats`` that word it (a string that words two concepts is
+    trained towards the first, with a warning); ``lens`` is a lens bank
+    (`~astro_semsearch.training.data.lens_bank`, drawn as for stage 2):
+    ``[readout] lens_fraction`` of its hosts are added with an arc (relevance
+    1 for ``lens_concept``) and without (0).
     """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -186,6 +195,9 @@ def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: l
     emb = model.embed_images(images[voted])
     targets = np.asarray(targets[voted], dtype=np.float64)
     n_lensed = 0
+    if lens is None and lens_concept >= 0 and float(r["lens_fraction"]) > 0:
+        warnings.warn("[readout]: no lens bank (lens injection off or unavailable), so the lens read-out is "
+                      "fitted on the Galaxy Zoo votes alone", stacklevel=2)
     if lens is not None and lens_concept >= 0 and float(r["lens_fraction"]) > 0:
         arcs, plain = lensed_rows(lens, float(r["lens_fraction"]), rng)
         n_lensed = len(arcs)
@@ -199,8 +211,14 @@ def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: l
         warnings.warn(f"[readout]: no concept has {int(r['min_galaxies'])} training galaxies with known, varied "
                       "relevances (min_galaxies); stage 4 leaves the text head as it was", stacklevel=2)
     concept_of = np.full(len(feats), -1, dtype=np.int64)
-    for k, ids in enumerate(concept_ids):
-        concept_of[np.asarray(ids, dtype=np.int64)] = k
+    shared = 0
+    for k, ids in reversed(list(enumerate(concept_ids))):  # reversed: a shared string keeps its first concept
+        ids = np.asarray(ids, dtype=np.int64)
+        shared += int((concept_of[ids] >= 0).sum())
+        concept_of[ids] = k
+    if shared:
+        warnings.warn(f"[readout]: {shared} strings word more than one concept; each is trained towards the "
+                      "first concept listing it", stacklevel=2)
     with torch.no_grad():
         model.text_head.eval()
         anchor = torch.cat([model.encode_text_features(f) for f in feats.split(4096)])

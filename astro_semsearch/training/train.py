@@ -166,7 +166,7 @@ class _Run:
         self.text_epochs = int(cfg.get("text", {}).get("epochs", 0))
         self.text_concepts: tuple | None = None
         self.text_captioned = False  # stage 3's strings replaced stage 2's
-        self.done = 0  # epochs completed (ssl then align)
+        self.done = 0  # epochs completed (ssl, align, text, then 1 for the read-out)
         self.latest: Path | None = None
         self.ckpts = Checkpoints(out)
 
@@ -462,22 +462,24 @@ class _Run:
                             first + epoch + 1, optim)
 
     def stage_readout(self) -> None:
-        """Stage 4 (``[readout] steps`` > 0): each concept's wordings to its read-out direction (training/readout.py)."""
+        """Stage 4 (``[readout] steps`` > 0): each concept's wordings to its read-out direction (readout.py)."""
         first = self.ssl_epochs + self.align_epochs + self.text_epochs
         r = self.cfg["readout"]
         if int(r["steps"]) <= 0 or self.done > first:
             return
-        from .readout import readout_stage
-
+        from .readout import readout_stage  # lazy: it brings in the evaluation package (its ridge fit)
         t0 = time.time()
-        a = self.cfg["align"]
         lens = (lens_bank(self.table, self.images, self.cfg, self.sid, self.lens_caps)
-                if float(a.get("lens_probability", 0)) > 0 else None)
+                if float(self.cfg["align"].get("lens_probability", 0)) > 0 else None)
         if self.text_epochs > 0 and not self.text_captioned:  # resumed after stage 3: its strings, as uninterrupted
+            state = self.concepts.state_dict()
             self._captions(self.text_concepts, strings_file="caption_strings_text_stage.txt")
+            self.concepts.load_state_dict(state)
         feats = torch.from_numpy(embed_captions(self.strings, self.out, self.dev)).to(self.dev)
-        entry = readout_stage(self.model, self.images[self.keep], self.concepts.targets.cpu().numpy(),
-                              self.concept_ids, feats, r,
+        targets = self.concepts.targets.cpu().numpy()
+        voted = np.isfinite(targets).any(1)  # only these are embedded (no copy of every decoded image)
+        rows = np.flatnonzero(self.keep)[voted]
+        entry = readout_stage(self.model, self.images[rows], targets[voted], self.concept_ids, feats, r,
                               seed_for(self.seed, "readout"), lens, self.concepts.lens_concept)
         print(f"read-out: {r['steps']} steps, wordings' cosine to their directions {entry['cos_before']:.3f} -> "
               f"{entry['cos_after']:.3f}, other strings kept at {entry['anchor_cos']:.3f}, {time.time() - t0:.0f} s")
