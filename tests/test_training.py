@@ -168,7 +168,7 @@ def test_every_training_recipe_is_a_valid_config():
     configs = [p for p in sorted(recipes.glob("*.toml")) if "[model]" in p.read_text()]
     assert len(configs) >= 4
     names = {train_mod.load_config(p)["model"]["name"] for p in configs}
-    # none takes the name default_config.toml trains (galclip-v2); galclip-v3.toml is the default's own recipe
+    # none takes the name default_config.toml trains (galclip-v2); galclip-v4.toml is the default's own recipe
     assert len(names) == len(configs) and "galclip-v2" not in names
 
 
@@ -482,7 +482,7 @@ def test_text_noise_reaches_the_text_head_and_zero_changes_nothing(gz2_dir, tmp_
     cfg["align"]["text_noise"] = 0.3
     assert GalaxyModel.load(train_mod.train(cfg, tmp_path / "jitter", device="cpu")).fingerprint != plain
     cfg["align"]["text_noise"] = -0.1
-    with pytest.raises(InvalidInputError, match="text_noise must be a number >= 0"):
+    with pytest.raises(InvalidInputError, match=r"\[align\] text_noise must be a finite number in \[0, inf\]"):
         train_mod.train(cfg, tmp_path / "negative", device="cpu")
 
 
@@ -605,12 +605,15 @@ def test_readout_stage_trains_end_to_end_resumes_and_is_checked_at_the_door(gz2_
     with pytest.warns(UserWarning, match="no concept has 10000 training galaxies"):
         none = GalaxyModel.load(train_mod.train(cfg, tmp_path / "none", device="cpu"))
     np.testing.assert_allclose(none.embed_text(["smooth"]), first.embed_text(["smooth"]), atol=1e-6)
-    for bad, match in (({"steps": -1}, r"\[readout\] steps must be a number >= 0"),
-                       ({"steps": 2.5}, "whole numbers of steps"), ({"steps": 5, "batch_size": 1.5}, "whole numbers"), ({"steps": 5, "lens_fraction": 2.0}, "lens_fraction"),
-                       ({"steps": 5, "text_noise": float("nan")}, "text_noise"),
-                       ({"steps": 5, "min_galaxies": 1}, "min_galaxies >= 2")):
-        with pytest.raises(InvalidInputError, match=match):
-            train_mod.train({**cfg, "readout": bad}, tmp_path / "bad")
+    for bad, match in (({"steps": -1}, r"\[readout\] steps must be >= 0"),
+                       ({"steps": 2.5}, r"\[readout\] steps must be an integer"),
+                       ({"steps": 5, "batch_size": 1.5}, r"\[readout\] batch_size must be an integer"),
+                       ({"steps": 5, "lens_fraction": 2.0}, r"\[readout\] lens_fraction must be .* \[0, 1\]"),
+                       ({"steps": 5, "text_noise": float("nan")}, r"\[readout\] text_noise must be a finite"),
+                       ({"steps": 5, "pull": 0.0}, r"\[readout\] pull must be .* \(0, 1\]"),
+                       ({"steps": 5, "min_galaxies": 1}, r"\[readout\] min_galaxies must be >= 2")):
+        with pytest.raises((InvalidInputError, TypeError), match=match):
+            train_mod.train({**cfg, "readout": {**cfg["readout"], **bad}}, tmp_path / "bad")
     with pytest.raises(InvalidInputError, match="concept_weight > 0"):
         train_mod.train({**cfg, "align": {**cfg["align"], "concept_weight": 0.0}}, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
@@ -653,3 +656,20 @@ def test_readout_after_a_resumed_text_stage_trains_on_its_strings(gz2_dir, tmp_p
     with pytest.warns(UserWarning, match="different config"):
         split = GalaxyModel.load(train_mod.train(cfg, tmp_path / "split", device="cpu"))
     assert split.fingerprint == whole.fingerprint
+
+
+def test_readout_stage_skips_blank_training_images_instead_of_failing_late():
+    from astro_semsearch.training.readout import readout_stage
+
+    model = GalaxyModel.from_config({"name": "t", "dim": 8, "image_size": 16, "stem_channels": 4,
+                                     "channels": [4, 4, 4], "head_hidden": 16}, seed=0)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(12, 20, 20, 3), dtype=np.uint8)
+    images[3] = 0  # blank: embed_images would refuse it
+    targets = np.stack([rng.random(12), np.full(12, np.nan)], 1)
+    feats = torch.nn.functional.normalize(torch.randn(6, 384, generator=torch.Generator().manual_seed(0)), dim=-1)
+    r = {"steps": 5, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.0, "anchor_weight": 1.0, "text_noise": 0.0,
+         "lens_fraction": 0.0, "min_galaxies": 4}
+    with pytest.warns(UserWarning, match="1 training images carry no signal"):
+        entry = readout_stage(model, images, targets, [np.array([0, 1])], feats, r, seed=0)
+    assert entry["n_galaxies"] == 11 and entry["n_directions"] == 1

@@ -17,6 +17,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+from .._validate import check_int, check_number
 from ..exceptions import InvalidInputError
 
 __all__ = ["load_config", "to_toml", "concepts_of", "check_text_stage", "DEFAULT_CONFIG_PATH"]
@@ -55,27 +56,21 @@ def _close(name: str, known) -> str:
 
 
 def _check_values(cfg: dict) -> dict:
-    """Refuse values the training would only trip over deep inside a run."""
-    noise = cfg["align"].get("text_noise", 0.0)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
-        raise InvalidInputError(f"[align] text_noise must be a number >= 0 (0: no jitter), got {noise!r}")
+    """Refuse values the training would only trip over deep inside a run, naming the setting."""
+    check_number(cfg["align"].get("text_noise", 0.0), "[align] text_noise", 0.0)
     r = cfg["readout"]
-    for key in ("steps", "batch_size", "lr", "weight_decay", "anchor_weight", "text_noise", "lens_fraction",
-                "min_galaxies", "pull"):
-        v = r[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise InvalidInputError(f"[readout] {key} must be a number >= 0, got {v!r}")
-    if r["steps"] > 0:
-        whole = all(int(r[k]) == r[k] for k in ("steps", "batch_size", "min_galaxies"))
-        if not whole or r["batch_size"] < 1 or r["lens_fraction"] > 1 or r["min_galaxies"] < 2 \
-                or not 0 < r["pull"] <= 1:
-            raise InvalidInputError(f"[readout] needs whole numbers of steps, batch_size >= 1 and min_galaxies >= 2, "
-                                    f"lens_fraction <= 1 and 0 < pull <= 1, got steps={r['steps']!r}, batch_size="
-                                    f"{r['batch_size']!r}, lens_fraction={r['lens_fraction']!r}, min_galaxies="
-                                    f"{r['min_galaxies']!r}, pull={r['pull']!r}")
-        if not float(cfg["align"].get("concept_weight", 0)) > 0:
-            raise InvalidInputError("[readout] steps > 0 trains the concepts' wordings, which exist only with "
-                                    "[align] concept_weight > 0")
+    if check_int(r["steps"], "[readout] steps", 0) == 0:
+        return cfg
+    check_int(r["batch_size"], "[readout] batch_size", 1)
+    check_int(r["min_galaxies"], "[readout] min_galaxies", 2)
+    check_number(r["lr"], "[readout] lr", 0.0, low_open=True)
+    for key in ("weight_decay", "anchor_weight", "text_noise"):
+        check_number(r[key], f"[readout] {key}", 0.0)
+    check_number(r["lens_fraction"], "[readout] lens_fraction", 0.0, 1.0)
+    check_number(r["pull"], "[readout] pull", 0.0, 1.0, low_open=True)
+    if not float(cfg["align"].get("concept_weight", 0)) > 0:
+        raise InvalidInputError("[readout] steps > 0 trains the concepts' wordings, which exist only with "
+                                "[align] concept_weight > 0")
     return cfg
 
 

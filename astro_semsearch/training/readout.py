@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from .._io import progress
 from ..evaluation.probe import ridge_fit
 from ..exceptions import InvalidInputError
+from ..images import image_problem
 from .stages import jitter_features
 
 __all__ = ["readout_directions", "lensed_rows", "run_readout", "readout_stage"]
@@ -192,6 +193,12 @@ def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: l
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     voted = np.flatnonzero(np.isfinite(targets).any(1))
+    # Skipped as index builds skip them, not refused by embed_images at the end of a long run.
+    blank = np.array([image_problem(images[i]) is not None for i in voted], dtype=bool)
+    if blank.any():
+        warnings.warn(f"[readout]: {int(blank.sum())} training images carry no signal (blank, constant); "
+                      "the read-out is fitted without them", stacklevel=2)
+        voted = voted[~blank]
     emb = model.embed_images(images[voted])
     targets = np.asarray(targets[voted], dtype=np.float64)
     n_lensed = 0

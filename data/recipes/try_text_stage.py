@@ -59,19 +59,34 @@ def measure(model, gz2: str, decals: str) -> list:
     return row
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def variant_args(doc: str, out: str, variants, argv=None) -> argparse.Namespace:
+    """The command line of a variants recipe (this one and ``try_readout.py``); ``decals`` filled in."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="Galaxy Zoo 2 directory (labels.csv + images/)")
     p.add_argument("--decals", default=None, help="DECaLS ring directory (default: decals_rings beside --data)")
-    p.add_argument("--out", default="runs/text-stage", help="where the variants are trained")
-    p.add_argument("--only", nargs="+", choices=sorted(VARIANTS), help="just these variants")
+    p.add_argument("--out", default=out, help="where the variants are trained")
+    p.add_argument("--only", nargs="+", choices=sorted(variants), help="just these variants")
     args = p.parse_args(argv)
+    args.decals = args.decals or str(Path(args.data).parent / "decals_rings")
+    return args
+
+
+def print_rows(title: str, rows: list) -> None:
+    """One line a variant: mean text, rows within the probe / beating image search, both wording sets."""
+    print(f"{title:28s} {'mean':>6s} {'probe':>6s} {'image':>6s} {'first':>6s} {'mean':>6s} {'third':>6s} "
+          f"{'mean':>6s}")
+    for r in rows:
+        print(f"{r[0]:28s} {r[1]:6.3f} {r[2]:6d} {r[3]:6d} {r[4]:6d} {r[5]:6.3f} {r[6]:6d} {r[7]:6.3f}")
+
+
+def main(argv=None) -> int:
+    args = variant_args(__doc__, "runs/text-stage", VARIANTS, argv)
+    decals = args.decals
 
     from astro_semsearch.model import load_model
     from astro_semsearch.training.config import load_config
     from astro_semsearch.training.train import train
 
-    decals = args.decals or str(Path(args.data).parent / "decals_rings")
     out = Path(args.out)
     rows = [["galclip-v2 (no stage 3)", *measure(load_model("galclip-v2"), args.data, decals)]]
     for name in args.only or VARIANTS:
@@ -81,10 +96,7 @@ def main(argv=None) -> int:
         cfg["data"]["gz2_root"], cfg["model"]["name"] = args.data, f"galclip-v2-{name}"
         cfg["text"].update({"extra_wordings": str(HERE / "extra_wordings.toml"), **VARIANTS[name].get("text", {})})
         rows.append([name, *measure(load_model(train(cfg, run)), args.data, decals)])
-    print(f"{'stage 3':28s} {'mean':>6s} {'probe':>6s} {'image':>6s} {'first':>6s} {'mean':>6s} {'third':>6s} "
-          f"{'mean':>6s}")
-    for r in rows:
-        print(f"{r[0]:28s} {r[1]:6.3f} {r[2]:6d} {r[3]:6d} {r[4]:6d} {r[5]:6.3f} {r[6]:6d} {r[7]:6.3f}")
+    print_rows("stage 3", rows)
     return 0
 
 
