@@ -108,7 +108,7 @@ class Conf(_config.ConfigNamespace):
            "this) all fail to connect stops the same way. 0: never stop, flag each row.", cfgtype="integer",
     )
     default_model = _Item(
-        "galclip-v4", "Name of the default aligned image-text model (or a path)."
+        "galclip-v5", "Name of the default aligned image-text model (or a path)."
     )
     default_index = _Item(
         "decals-dr5-rings", "Name of the default index (or a path / URL)."

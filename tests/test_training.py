@@ -168,7 +168,7 @@ def test_every_training_recipe_is_a_valid_config():
     configs = [p for p in sorted(recipes.glob("*.toml")) if "[model]" in p.read_text()]
     assert len(configs) >= 4
     names = {train_mod.load_config(p)["model"]["name"] for p in configs}
-    # none takes the name default_config.toml trains (galclip-v2); galclip-v4.toml is the default's own recipe
+    # none takes the name default_config.toml trains (galclip-v2); galclip-v5.toml is the default's own recipe
     assert len(names) == len(configs) and "galclip-v2" not in names
 
 
@@ -596,7 +596,16 @@ def test_readout_stage_trains_end_to_end_resumes_and_is_checked_at_the_door(gz2_
     log = json.loads((tmp_path / "readout" / "training_log.json").read_text())
     (entry,) = [e for e in log["epochs"] if e["stage"] == "readout"]
     assert entry["n_directions"] >= 1 and entry["n_lensed"] >= 1 and entry["cos_after"] > entry["cos_before"]
-    assert "Stage 4 (read-out): 40 steps" in (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Stage 4 (read-out): 40 steps" in card and "captions' anchors moved" not in card  # caption_pull 0
+    # The fixture's voted concepts are constant (only "lens" gets a direction, and no galaxy caption is
+    # about it), so the caption line is checked on the card this log would give with moved captions.
+    from astro_semsearch.training.card import model_card
+
+    moved = copy.deepcopy(log)
+    next(e for e in moved["epochs"] if e["stage"] == "readout")["n_captions_moved"] = 7
+    pulled = train_mod.load_config({**cfg, "readout": {**cfg["readout"], "caption_pull": 0.5}})
+    assert "7 sentence captions' anchors moved 0.5 of the way" in model_card(pulled, moved, second)
     again = train_mod.train(cfg, tmp_path / "readout", device="cpu")  # finished: resumed, not trained again
     assert GalaxyModel.load(again).fingerprint == second.fingerprint
     log = json.loads((tmp_path / "readout" / "training_log.json").read_text())
@@ -611,6 +620,7 @@ def test_readout_stage_trains_end_to_end_resumes_and_is_checked_at_the_door(gz2_
                        ({"steps": 5, "lens_fraction": 2.0}, r"\[readout\] lens_fraction must be .* \[0, 1\]"),
                        ({"steps": 5, "text_noise": float("nan")}, r"\[readout\] text_noise must be a finite"),
                        ({"steps": 5, "pull": 0.0}, r"\[readout\] pull must be .* \(0, 1\]"),
+                       ({"steps": 5, "caption_pull": 1.5}, r"\[readout\] caption_pull must be .* \[0, 1\]"),
                        ({"steps": 5, "min_galaxies": 1}, r"\[readout\] min_galaxies must be >= 2")):
         with pytest.raises((InvalidInputError, TypeError), match=match):
             train_mod.train({**cfg, "readout": {**cfg["readout"], **bad}}, tmp_path / "bad")
@@ -673,3 +683,31 @@ def test_readout_stage_skips_blank_training_images_instead_of_failing_late():
     with pytest.warns(UserWarning, match="1 training images carry no signal"):
         entry = readout_stage(model, images, targets, [np.array([0, 1])], feats, r, seed=0)
     assert entry["n_galaxies"] == 11 and entry["n_directions"] == 1
+
+
+def test_readout_caption_pull_moves_captions_to_their_galaxies_read_out():
+    from astro_semsearch.training.readout import readout_directions, readout_stage
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(60, 20, 20, 3), dtype=np.uint8)
+    feats = torch.nn.functional.normalize(torch.randn(6, 384, generator=torch.Generator().manual_seed(0)), dim=-1)
+    r = {"steps": 300, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.0, "anchor_weight": 1.0, "text_noise": 0.0,
+         "lens_fraction": 0.0, "min_galaxies": 4}
+
+    def cosines(caption_pull):
+        model = GalaxyModel.from_config({"name": "t", "dim": 8, "image_size": 16, "stem_channels": 4,
+                                         "channels": [4, 4, 4], "head_hidden": 16}, seed=0)
+        emb = model.embed_images(images)
+        targets = (emb[:, :1] - emb[:, :1].mean()).astype(np.float64)  # one concept, linear in the embedding
+        # strings 0-1 word the concept; 2 captions the galaxies that have it, 3 those that do not
+        captions = [[2] if t > 0 else [3] for t in targets[:, 0]]
+        readout_stage(model, images, targets, [np.array([0, 1])], feats, {**r, "caption_pull": caption_pull},
+                      seed=0, captions=captions)
+        d = readout_directions(emb, targets, min_rows=4)[0]
+        with torch.no_grad():
+            z = model.encode_text_features(feats[2:4]).numpy()
+        return z @ d
+
+    kept, pulled = cosines(0.0), cosines(1.0)
+    assert pulled[0] > 0.9 and pulled[1] < -0.9  # along the read-out for the galaxies they caption
+    assert abs(kept[0] - pulled[0]) > 0.3 and abs(kept[1] - pulled[1]) > 0.3

@@ -377,7 +377,7 @@ _CACHE_LOCK = threading.Lock()
 def load_model(name_or_path: str | os.PathLike | None = None) -> GalaxyModel:
     """Load a model by name (``astro_semsearch/data/models/<name>/``) or directory path.
 
-    ``None`` gives the default model (``conf.default_model``, ``galclip-v4``).
+    ``None`` gives the default model (``conf.default_model``, ``galclip-v5``).
     Models are cached per resolved path, so repeated calls are cheap.
 
     Raises

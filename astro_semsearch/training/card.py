@@ -55,7 +55,10 @@ def model_card(cfg: dict, log: dict, model) -> str:
                   f"{e['n_directions']} concepts' ridge read-outs of the image embeddings ({e['n_galaxies']} "
                   f"voted training galaxies, and {e['n_lensed']} lens hosts each with and without a simulated "
                   f"arc); the wordings' cosine to their read-out {e['cos_before']:.3f} -> {e['cos_after']:.3f}, "
-                  f"the other strings kept at {e['anchor_cos']:.3f} (`astro_semsearch.training.readout`).")
+                  f"the other strings kept at {e['anchor_cos']:.3f} of their anchors"
+                  + (f", {e['n_captions_moved']} sentence captions' anchors moved "
+                     f"{cfg['readout']['caption_pull']:g} of the way to their galaxies' read-out"
+                     if e.get("n_captions_moved") else "") + " (`astro_semsearch.training.readout`).")
     mon = [e for e in log["epochs"] if "loose_acc" in e]
     if mon:
         notes += (f"\nTraining monitor after the last epoch: {log['monitor']['metric']} on "

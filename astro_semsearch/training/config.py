@@ -68,6 +68,7 @@ def _check_values(cfg: dict) -> dict:
         check_number(r[key], f"[readout] {key}", 0.0)
     check_number(r["lens_fraction"], "[readout] lens_fraction", 0.0, 1.0)
     check_number(r["pull"], "[readout] pull", 0.0, 1.0, low_open=True)
+    check_number(r["caption_pull"], "[readout] caption_pull", 0.0, 1.0)
     if not float(cfg["align"].get("concept_weight", 0)) > 0:
         raise InvalidInputError("[readout] steps > 0 trains the concepts' wordings, which exist only with "
                                 "[align] concept_weight > 0")

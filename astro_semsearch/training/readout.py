@@ -15,7 +15,11 @@ head alone so that every wording of a concept, jittered as in stage 2
 (`~astro_semsearch.training.stages.jitter_features`), embeds along its
 concept's direction. An anchor pulls every training string (the sentence
 captions and lens captions, and the wordings too, which the first term
-outweighs) towards where the text head had it before the stage. A query a
+outweighs) towards where the text head had it before the stage; with
+``caption_pull`` > 0 a sentence caption's anchor moves part of the way
+towards where the read-out places the galaxies it captions
+(`caption_targets`), so the sentences between the concepts' wordings
+follow the read-out too. A query a
 user types is none of these strings; it inherits the direction of the
 wordings near it in the sentence encoder's space.
 
@@ -49,7 +53,7 @@ from ..exceptions import InvalidInputError
 from ..images import image_problem
 from .stages import jitter_features
 
-__all__ = ["readout_directions", "lensed_rows", "run_readout", "readout_stage"]
+__all__ = ["readout_directions", "caption_targets", "lensed_rows", "run_readout", "readout_stage"]
 
 
 def readout_directions(emb: np.ndarray, targets: np.ndarray, *, min_rows: int = 50, seed: int = 0) -> np.ndarray:
@@ -89,6 +93,40 @@ def readout_directions(emb: np.ndarray, targets: np.ndarray, *, min_rows: int = 
     return out
 
 
+def caption_targets(directions: np.ndarray, targets: np.ndarray, captions: list, n_strings: int) -> np.ndarray:
+    """Per string, where the read-out says the galaxies it captions lie: ``(n_strings, D)``, NaN where none.
+
+    Galaxy ``i``'s point is ``sum_k z_ik d_k`` over the concepts with a
+    direction ``d_k`` and a known relevance, ``z_ik`` the relevance
+    standardised over the galaxies (so a rare feature a galaxy has counts
+    as much as a common one); a string's target is the unit mean of the
+    points of the galaxies it captions.
+
+    Examples
+    --------
+    >>> d = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> t = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, np.nan]])
+    >>> ct = caption_targets(d, t, [[0], [1], [0, 2]], 4)  # galaxy 2 is captioned by strings 0 and 2
+    >>> [[round(float(x), 2) for x in row] for row in ct[:3]], bool(np.isnan(ct[3]).all())
+    ([[0.82, -0.58], [-0.82, 0.58], [1.0, 0.0]], True)
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    use = np.isfinite(directions[:, 0])
+    known = np.isfinite(targets)
+    n = np.maximum(known.sum(0), 1)  # a concept nobody has a relevance for gets z = 0, not a warning
+    mu = np.where(known, targets, 0).sum(0) / n
+    sd = np.sqrt(np.where(known, (targets - mu) ** 2, 0).sum(0) / n)
+    z = np.where(known & use & (sd > 0), (targets - mu) / np.where(sd > 0, sd, 1), 0.0)
+    points = z @ np.nan_to_num(np.asarray(directions, dtype=np.float64))
+    total = np.zeros((n_strings, points.shape[1]))
+    count = np.zeros(n_strings)
+    for i, ids in enumerate(captions):
+        np.add.at(total, np.asarray(ids, dtype=np.int64), points[i])
+        np.add.at(count, np.asarray(ids, dtype=np.int64), 1)
+    norm = np.linalg.norm(total, axis=1, keepdims=True)
+    return np.where((count[:, None] > 0) & (norm > 0), total / np.where(norm > 0, norm, 1), np.nan).astype(np.float32)
+
+
 def lensed_rows(lens: dict, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``fraction`` of the lens bank's hosts, each with a random arc of the bank injected, and the same hosts
     without (uint8 images): the pair the "lens" read-out contrasts."""
@@ -116,7 +154,9 @@ def run_readout(model, feats: torch.Tensor, concept_of: np.ndarray, directions: 
     directions : numpy.ndarray
         ``(K, D)`` `readout_directions` (NaN rows are not trained towards).
     anchor : torch.Tensor
-        ``(U, D)`` the text head's embeddings of the strings before the stage.
+        ``(U, D)`` where each string is held: the text head's embedding of it
+        before the stage (`readout_stage` moves the sentence captions' with
+        ``caption_pull``).
     r : dict
         The ``[readout]`` settings: ``steps``, ``batch_size``, ``lr``,
         ``weight_decay``, ``anchor_weight``, ``text_noise`` and ``pull``
@@ -132,7 +172,7 @@ def run_readout(model, feats: torch.Tensor, concept_of: np.ndarray, directions: 
         ``loss`` (mean of the last 100 steps), ``cos_before`` / ``cos_after``
         (mean cosine of the wordings to their directions) and
         ``anchor_cos`` (mean cosine of every string that is not one of those
-        wordings to its embedding before the stage, after it).
+        wordings to its anchor, after the stage).
     """
     dev = feats.device
     dirs = torch.from_numpy(np.nan_to_num(directions)).float().to(dev)
@@ -179,7 +219,7 @@ def run_readout(model, feats: torch.Tensor, concept_of: np.ndarray, directions: 
 
 
 def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: list, feats: torch.Tensor, r: dict,
-                  seed: int, lens: dict | None = None, lens_concept: int = -1) -> dict:
+                  seed: int, lens: dict | None = None, lens_concept: int = -1, captions: list | None = None) -> dict:
     """The whole of stage 4: fit the directions, then `run_readout`; returns its log entry.
 
     ``images`` are the decoded training galaxies with ``targets`` (``(N, K)``, NaN
@@ -188,7 +228,10 @@ def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: l
     trained towards the first, with a warning); ``lens`` is a lens bank
     (`~astro_semsearch.training.data.lens_bank`, drawn as for stage 2):
     ``[readout] lens_fraction`` of its hosts are added with an arc (relevance
-    1 for ``lens_concept``) and without (0).
+    1 for ``lens_concept``) and without (0). ``captions`` lists, per galaxy
+    of ``images``, the rows of ``feats`` that caption it: with ``[readout]
+    caption_pull`` > 0 each caption's anchor moves that far towards its
+    `caption_targets`.
     """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -199,8 +242,10 @@ def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: l
         warnings.warn(f"[readout]: {int(blank.sum())} training images carry no signal (blank, constant); "
                       "the read-out is fitted without them", stacklevel=2)
         voted = voted[~blank]
+    captions = None if captions is None else [captions[i] for i in voted]
     emb = model.embed_images(images[voted])
     targets = np.asarray(targets[voted], dtype=np.float64)
+    galaxy_targets = targets.copy()  # before the lensed rows: those have no captions
     n_lensed = 0
     if lens is None and lens_concept >= 0 and float(r["lens_fraction"]) > 0:
         warnings.warn("[readout]: no lens bank (lens injection off or unavailable), so the lens read-out is "
@@ -229,6 +274,12 @@ def readout_stage(model, images: np.ndarray, targets: np.ndarray, concept_ids: l
     with torch.no_grad():
         model.text_head.eval()
         anchor = torch.cat([model.encode_text_features(f) for f in feats.split(4096)])
+    n_moved, p = 0, float(r.get("caption_pull", 0.0))
+    if p > 0 and captions is not None:  # the captions' anchors part of the way to their galaxies' read-out
+        ct = caption_targets(directions, galaxy_targets, captions, len(feats))
+        move = np.flatnonzero(np.isfinite(ct[:, 0]) & (concept_of < 0))
+        idx, n_moved = torch.from_numpy(move).to(anchor.device), len(move)
+        anchor[idx] = F.normalize(p * torch.from_numpy(ct[move]).to(anchor) + (1 - p) * anchor[idx], dim=-1)
     out = run_readout(model, feats, concept_of, directions, anchor, r, gen)
-    return {**out, "n_galaxies": len(voted), "n_lensed": n_lensed,
+    return {**out, "n_galaxies": len(voted), "n_lensed": n_lensed, "n_captions_moved": n_moved,
             "n_directions": int(np.isfinite(directions[:, 0]).sum())}

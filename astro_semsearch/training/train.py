@@ -480,7 +480,8 @@ class _Run:
         voted = np.isfinite(targets).any(1)  # only these are embedded (no copy of every decoded image)
         rows = np.flatnonzero(self.keep)[voted]
         entry = readout_stage(self.model, self.images[rows], targets[voted], self.concept_ids, feats, r,
-                              seed_for(self.seed, "readout"), lens, self.concepts.lens_concept)
+                              seed_for(self.seed, "readout"), lens, self.concepts.lens_concept,
+                              [self.caption_lists[i] for i in np.flatnonzero(voted)])
         print(f"read-out: {r['steps']} steps, wordings' cosine to their directions {entry['cos_before']:.3f} -> "
               f"{entry['cos_after']:.3f}, other strings kept at {entry['anchor_cos']:.3f}, {time.time() - t0:.0f} s")
         self._end_epoch({"stage": "readout", "epoch": 1, "seconds": time.time() - t0, **entry}, first + 1, None)
