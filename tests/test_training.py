@@ -587,7 +587,7 @@ def test_readout_stage_trains_end_to_end_resumes_and_is_checked_at_the_door(gz2_
     first = GalaxyModel.load(base)
     cfg["ssl"]["epochs"], cfg["align"]["epochs"] = 0, 0
     cfg["train"]["init_model"] = str(base)
-    cfg["readout"] = {"steps": 40, "batch_size": 8, "lens_fraction": 0.5, "min_galaxies": 4}
+    cfg["readout"] = {"steps": 40, "batch_size": 8, "lens_fraction": 0.5, "min_galaxies": 4, "caption_pull": 0.5}
     out = train_mod.train(cfg, tmp_path / "readout", device="cpu")
     second = GalaxyModel.load(out)
     images = np.random.default_rng(0).integers(0, 255, size=(4, 40, 40, 3), dtype=np.uint8)
@@ -596,16 +596,18 @@ def test_readout_stage_trains_end_to_end_resumes_and_is_checked_at_the_door(gz2_
     log = json.loads((tmp_path / "readout" / "training_log.json").read_text())
     (entry,) = [e for e in log["epochs"] if e["stage"] == "readout"]
     assert entry["n_directions"] >= 1 and entry["n_lensed"] >= 1 and entry["cos_after"] > entry["cos_before"]
+    # caption_pull runs through train.py, but the fixture's voted concepts are constant: only "lens" gets a
+    # direction and no galaxy has a lens relevance, so no caption has a target and none is moved ...
+    assert entry["n_captions_moved"] == 0
     card = (out / "MODEL_CARD.md").read_text()
-    assert "Stage 4 (read-out): 40 steps" in card and "captions' anchors moved" not in card  # caption_pull 0
-    # The fixture's voted concepts are constant (only "lens" gets a direction, and no galaxy caption is
-    # about it), so the caption line is checked on the card this log would give with moved captions.
+    assert "Stage 4 (read-out): 40 steps" in card and "captions' anchors moved" not in card
+    # ... and the caption line is checked on the card this log would give with moved captions.
     from astro_semsearch.training.card import model_card
 
     moved = copy.deepcopy(log)
     next(e for e in moved["epochs"] if e["stage"] == "readout")["n_captions_moved"] = 7
     pulled = train_mod.load_config({**cfg, "readout": {**cfg["readout"], "caption_pull": 0.5}})
-    assert "7 sentence captions' anchors moved 0.5 of the way" in model_card(pulled, moved, second)
+    assert "7 galaxy captions' anchors moved 0.5 of the way" in model_card(pulled, moved, second)
     again = train_mod.train(cfg, tmp_path / "readout", device="cpu")  # finished: resumed, not trained again
     assert GalaxyModel.load(again).fingerprint == second.fingerprint
     log = json.loads((tmp_path / "readout" / "training_log.json").read_text())
@@ -689,25 +691,29 @@ def test_readout_caption_pull_moves_captions_to_their_galaxies_read_out():
     from astro_semsearch.training.readout import readout_directions, readout_stage
 
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 255, size=(60, 20, 20, 3), dtype=np.uint8)
+    images = rng.integers(0, 255, size=(61, 20, 20, 3), dtype=np.uint8)
+    images[0] = 0  # blank: skipped, and its caption (string 5, nobody else's) with it
     feats = torch.nn.functional.normalize(torch.randn(6, 384, generator=torch.Generator().manual_seed(0)), dim=-1)
     r = {"steps": 300, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.0, "anchor_weight": 1.0, "text_noise": 0.0,
          "lens_fraction": 0.0, "min_galaxies": 4}
 
-    def cosines(caption_pull):
+    def run(caption_pull):
         model = GalaxyModel.from_config({"name": "t", "dim": 8, "image_size": 16, "stem_channels": 4,
                                          "channels": [4, 4, 4], "head_hidden": 16}, seed=0)
-        emb = model.embed_images(images)
-        targets = (emb[:, :1] - emb[:, :1].mean()).astype(np.float64)  # one concept, linear in the embedding
-        # strings 0-1 word the concept; 2 captions the galaxies that have it, 3 those that do not
-        captions = [[2] if t > 0 else [3] for t in targets[:, 0]]
-        readout_stage(model, images, targets, [np.array([0, 1])], feats, {**r, "caption_pull": caption_pull},
-                      seed=0, captions=captions)
-        d = readout_directions(emb, targets, min_rows=4)[0]
+        emb = model.embed_images(images[1:])
+        targets = np.concatenate([[[0.0]], emb[:, :1] - emb[:, :1].mean()]).astype(np.float64)  # linear in emb
+        # strings 0-1 word the concept (0 also captions every galaxy: a wording, so never moved); 2 captions
+        # the galaxies that have the concept, 3 those that do not
+        captions = [[5, 0]] + [[2, 0] if t > 0 else [3, 0] for t in targets[1:, 0]]
+        with pytest.warns(UserWarning, match="1 training images carry no signal"):
+            entry = readout_stage(model, images, targets, [np.array([0, 1])], feats,
+                                  {**r, "caption_pull": caption_pull}, seed=0, captions=captions)
+        d = readout_directions(emb, targets[1:], min_rows=4)[0]
         with torch.no_grad():
             z = model.encode_text_features(feats[2:4]).numpy()
-        return z @ d
+        return z @ d, entry["n_captions_moved"]
 
-    kept, pulled = cosines(0.0), cosines(1.0)
+    (kept, n_kept), (pulled, n_pulled) = run(0.0), run(1.0)
+    assert n_kept == 0 and n_pulled == 2  # strings 2 and 3; not the wording 0, not the blank galaxy's 5
     assert pulled[0] > 0.9 and pulled[1] < -0.9  # along the read-out for the galaxies they caption
     assert abs(kept[0] - pulled[0]) > 0.3 and abs(kept[1] - pulled[1]) > 0.3

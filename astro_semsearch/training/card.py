@@ -56,8 +56,9 @@ def model_card(cfg: dict, log: dict, model) -> str:
                   f"voted training galaxies, and {e['n_lensed']} lens hosts each with and without a simulated "
                   f"arc); the wordings' cosine to their read-out {e['cos_before']:.3f} -> {e['cos_after']:.3f}, "
                   f"the other strings kept at {e['anchor_cos']:.3f} of their anchors"
-                  + (f", {e['n_captions_moved']} sentence captions' anchors moved "
-                     f"{cfg['readout']['caption_pull']:g} of the way to their galaxies' read-out"
+                  + (f", {e['n_captions_moved']} galaxy captions' anchors moved "
+                     f"{cfg['readout']['caption_pull']:g} of the way to their galaxies' read-out (so that "
+                     "cosine is to the moved anchors)"
                      if e.get("n_captions_moved") else "") + " (`astro_semsearch.training.readout`).")
     mon = [e for e in log["epochs"] if "loose_acc" in e]
     if mon:

@@ -16,7 +16,7 @@ head alone so that every wording of a concept, jittered as in stage 2
 concept's direction. An anchor pulls every training string (the sentence
 captions and lens captions, and the wordings too, which the first term
 outweighs) towards where the text head had it before the stage; with
-``caption_pull`` > 0 a sentence caption's anchor moves part of the way
+``caption_pull`` > 0 a galaxy caption's anchor moves part of the way
 towards where the read-out places the galaxies it captions
 (`caption_targets`), so the sentences between the concepts' wordings
 follow the read-out too. A query a
@@ -98,9 +98,10 @@ def caption_targets(directions: np.ndarray, targets: np.ndarray, captions: list,
 
     Galaxy ``i``'s point is ``sum_k z_ik d_k`` over the concepts with a
     direction ``d_k`` and a known relevance, ``z_ik`` the relevance
-    standardised over the galaxies (so a rare feature a galaxy has counts
-    as much as a common one); a string's target is the unit mean of the
-    points of the galaxies it captions.
+    standardised over the galaxies (so a rare feature a galaxy has weighs
+    more than a common one); a string's target is the unit mean of the
+    points of the galaxies it captions. A string carried by galaxies of
+    every kind has a mean near zero, whose unit vector says little.
 
     Examples
     --------
